@@ -1,0 +1,243 @@
+package dev.modelpress.job;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import org.springframework.jdbc.core.simple.JdbcClient;
+import org.springframework.stereotype.Component;
+import org.springframework.transaction.support.TransactionTemplate;
+
+/**
+ * The {@code jobs} table as a queue. A claim takes the oldest claimable row with
+ * {@code FOR UPDATE SKIP LOCKED}, so any number of workers in any number of processes never take
+ * the same job; the claimer holds a lease it must renew. Every later transition is fenced on the
+ * lease owner, so a worker that lost its lease (paused, partitioned) cannot overwrite the result of
+ * the worker that took over.
+ */
+@Component
+public class JobQueue {
+
+  /** NOTIFY channel for newly queued jobs; payload is the job id. */
+  public static final String QUEUED_CHANNEL = "modelpress_jobs";
+  /** NOTIFY channel for cancellation requests of running jobs; payload is the job id. */
+  public static final String CANCEL_CHANNEL = "modelpress_cancel";
+
+  /** A job claimed by a worker: its id and which attempt this is (1-based). */
+  public record Claim(UUID jobId, int attempt, String worker) {}
+
+  /** The answer to a heartbeat. */
+  public record Beat(boolean leaseHeld, boolean cancelRequested) {}
+
+  /** An artifact to record when a job succeeds. */
+  public record NewArtifact(String name, String storageKey, String contentType, long bytes, String sha256) {}
+
+  private final JdbcClient jdbc;
+  private final Clock clock;
+  private final TransactionTemplate tx;
+
+  JobQueue(JdbcClient jdbc, Clock clock, TransactionTemplate tx) {
+    this.jdbc = jdbc;
+    this.clock = clock;
+    this.tx = tx;
+  }
+
+  /**
+   * Claims the oldest queued job, or a running one whose lease expired and that has attempts
+   * left. The attempt counter is incremented by the claim, so a job whose workers keep dying is
+   * given up by {@link #expireExhausted()} after {@code max_attempts}.
+   */
+  public Optional<Claim> claim(String worker, Duration lease) {
+    Instant now = clock.instant();
+    return jdbc.sql("""
+            update jobs j
+               set state = 'RUNNING', lease_owner = :worker, lease_expires_at = :expires,
+                   attempts = j.attempts + 1, started_at = coalesce(j.started_at, :now), updated_at = :now
+             where j.id = (select id from jobs
+                            where state = 'QUEUED'
+                               or (state = 'RUNNING' and lease_expires_at < :now
+                                   and attempts < max_attempts and not cancel_requested)
+                            order by created_at
+                            for update skip locked
+                            limit 1)
+            returning j.id, j.attempts""")
+        .param("worker", worker)
+        .param("expires", ts(now.plus(lease)))
+        .param("now", ts(now))
+        .query((rs, i) -> new Claim(rs.getObject(1, UUID.class), rs.getInt(2), worker))
+        .optional();
+  }
+
+  /**
+   * Ends jobs whose lease expired and that may not be claimed again: those out of attempts fail
+   * with a reason; those whose cancellation was requested become CANCELLED.
+   *
+   * @return how many jobs were ended
+   */
+  public int expireExhausted() {
+    Instant now = clock.instant();
+    return jdbc.sql("""
+            update jobs
+               set state = case when cancel_requested then 'CANCELLED' else 'FAILED' end,
+                   error = case when cancel_requested then null else jsonb_build_object(
+                       'type', 'https://modelpress.dev/problems/attempts-exhausted',
+                       'title', 'The job''s workers kept dying',
+                       'status', 500,
+                       'detail', 'the worker running this job stopped without finishing (crash, kill or lost lease) '
+                                 || attempts || ' time(s); max attempts is ' || max_attempts) end,
+                   finished_at = :now, updated_at = :now, lease_owner = null, lease_expires_at = null
+             where state = 'RUNNING' and lease_expires_at < :now
+               and (attempts >= max_attempts or cancel_requested)""")
+        .param("now", ts(now))
+        .update();
+  }
+
+  /** Renews the lease and records progress (when not null); tells whether the lease is still ours. */
+  public Beat heartbeat(UUID jobId, String worker, Duration lease, String progressJson) {
+    Instant now = clock.instant();
+    return jdbc.sql("""
+            update jobs
+               set lease_expires_at = :expires, updated_at = :now,
+                   progress = coalesce(cast(:progress as jsonb), progress)
+             where id = :id and lease_owner = :worker and state = 'RUNNING'
+            returning cancel_requested""")
+        .param("expires", ts(now.plus(lease)))
+        .param("now", ts(now))
+        .param("progress", progressJson)
+        .param("id", jobId)
+        .param("worker", worker)
+        .query((rs, i) -> new Beat(true, rs.getBoolean(1)))
+        .optional()
+        .orElse(new Beat(false, false));
+  }
+
+  /** Marks the job done and records its artifacts, if this worker still holds the lease. */
+  public boolean succeed(Claim claim, String reportSummaryJson, String progressJson, List<NewArtifact> artifacts) {
+    Instant now = clock.instant();
+    Boolean done = tx.execute(status -> {
+      int updated = jdbc.sql("""
+              update jobs
+                 set state = 'SUCCEEDED', report_summary = cast(:report as jsonb),
+                     progress = coalesce(cast(:progress as jsonb), progress),
+                     finished_at = :now, updated_at = :now, lease_owner = null, lease_expires_at = null
+               where id = :id and lease_owner = :worker and state = 'RUNNING'""")
+          .param("report", reportSummaryJson)
+          .param("progress", progressJson)
+          .param("now", ts(now))
+          .param("id", claim.jobId())
+          .param("worker", claim.worker())
+          .update();
+      if (updated == 0) {
+        return false;
+      }
+      for (NewArtifact a : artifacts) {
+        jdbc.sql("""
+                insert into artifacts (job_id, name, storage_key, content_type, bytes, sha256, created_at)
+                values (?, ?, ?, ?, ?, ?, ?)""")
+            .params(claim.jobId(), a.name(), a.storageKey(), a.contentType(), a.bytes(), a.sha256(), ts(now))
+            .update();
+      }
+      return true;
+    });
+    return Boolean.TRUE.equals(done);
+  }
+
+  /** Marks the job failed with a problem document (JSON), if this worker still holds the lease. */
+  public boolean fail(Claim claim, String problemJson) {
+    return finish(claim, "FAILED", problemJson);
+  }
+
+  /** Marks the job cancelled, if this worker still holds the lease. */
+  public boolean cancelled(Claim claim) {
+    return finish(claim, "CANCELLED", null);
+  }
+
+  private boolean finish(Claim claim, String state, String problemJson) {
+    Instant now = clock.instant();
+    return jdbc.sql("""
+            update jobs
+               set state = :state, error = cast(:error as jsonb), finished_at = :now, updated_at = :now,
+                   lease_owner = null, lease_expires_at = null
+             where id = :id and lease_owner = :worker and state = 'RUNNING'""")
+        .param("state", state)
+        .param("error", problemJson)
+        .param("now", ts(now))
+        .param("id", claim.jobId())
+        .param("worker", claim.worker())
+        .update() == 1;
+  }
+
+  /**
+   * Hands a job back to the queue on graceful shutdown: it becomes QUEUED again and the attempt
+   * it used is not counted, since nothing went wrong with the job.
+   */
+  public boolean release(Claim claim) {
+    Instant now = clock.instant();
+    boolean released = jdbc.sql("""
+            update jobs
+               set state = case when cancel_requested then 'CANCELLED' else 'QUEUED' end,
+                   finished_at = case when cancel_requested then :now else null end,
+                   attempts = greatest(attempts - 1, 0), progress = null,
+                   lease_owner = null, lease_expires_at = null, updated_at = :now
+             where id = :id and lease_owner = :worker and state = 'RUNNING'""")
+        .param("now", ts(now))
+        .param("id", claim.jobId())
+        .param("worker", claim.worker())
+        .update() == 1;
+    if (released) {
+      notifyQueued(claim.jobId());
+    }
+    return released;
+  }
+
+  /** Wakes idle workers; inside a transaction the notification is delivered at commit. */
+  public void notifyQueued(UUID jobId) {
+    jdbc.sql("select pg_notify(?, ?)").params(QUEUED_CHANNEL, jobId.toString()).query(Object.class).optional();
+  }
+
+  /** The outcome of a cancellation request. */
+  public enum CancelOutcome { CANCELLED, REQUESTED, ALREADY_CANCELLED, ALREADY_FINISHED, NOT_FOUND }
+
+  /**
+   * Cancels a queued job at once, or flags a running one and notifies its worker, which stops at
+   * its next checkpoint.
+   */
+  public CancelOutcome requestCancel(UUID jobId, String owner) {
+    Instant now = clock.instant();
+    Optional<String> before = jdbc.sql("""
+            update jobs j
+               set state = case when j.state = 'QUEUED' then 'CANCELLED' else j.state end,
+                   cancel_requested = true,
+                   finished_at = case when j.state = 'QUEUED' then :now else j.finished_at end,
+                   updated_at = :now
+              from jobs old
+             where j.id = :id and j.owner = :owner and old.id = j.id and j.state in ('QUEUED', 'RUNNING')
+            returning old.state""")
+        .param("now", ts(now))
+        .param("id", jobId)
+        .param("owner", owner)
+        .query(String.class)
+        .optional();
+    if (before.isPresent()) {
+      if ("RUNNING".equals(before.get())) {
+        jdbc.sql("select pg_notify(?, ?)").params(CANCEL_CHANNEL, jobId.toString()).query(Object.class).optional();
+        return CancelOutcome.REQUESTED;
+      }
+      return CancelOutcome.CANCELLED;
+    }
+    Optional<String> state = jdbc.sql("select state from jobs where id = ? and owner = ?")
+        .params(jobId, owner).query(String.class).optional();
+    if (state.isEmpty()) {
+      return CancelOutcome.NOT_FOUND;
+    }
+    return "CANCELLED".equals(state.get()) ? CancelOutcome.ALREADY_CANCELLED : CancelOutcome.ALREADY_FINISHED;
+  }
+
+  private static OffsetDateTime ts(Instant instant) {
+    return instant.atOffset(ZoneOffset.UTC);
+  }
+}

@@ -1,0 +1,138 @@
+package dev.modelpress.model;
+
+import dev.modelpress.format.ModelSummary;
+import dev.modelpress.format.TensorInfo;
+import dev.modelpress.format.ValueInfo;
+import dev.modelpress.storage.ArtifactStore;
+import dev.modelpress.storage.StoredObject;
+import dev.modelpress.system.ApiProblem;
+import dev.modelpress.system.Owners;
+import dev.modelpress.system.UploadSpool;
+import dev.modelpress.system.Uploads;
+import java.io.IOException;
+import java.time.Clock;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.data.domain.Page;
+import org.springframework.data.domain.PageRequest;
+import org.springframework.jdbc.core.simple.JdbcClient;
+import org.springframework.stereotype.Service;
+import org.springframework.transaction.support.TransactionTemplate;
+import tools.jackson.core.type.TypeReference;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Model lifecycle. Bytes move (spool, validate, store) before any transaction opens; the row is
+ * written last, so a failure at any point leaves neither a row nor an object behind.
+ */
+@Service
+public class ModelService {
+
+  private static final Logger log = LoggerFactory.getLogger(ModelService.class);
+
+  /** The parts of a {@link ModelSummary} kept in the {@code summary} column. */
+  public record StoredSummary(List<ValueInfo> inputs, List<ValueInfo> outputs, Map<String, Long> opsets,
+      long irVersion, String producer, Map<String, String> metadata) {}
+
+  private final ModelRepository models;
+  private final ArtifactStore store;
+  private final JsonMapper json;
+  private final Clock clock;
+  private final TransactionTemplate tx;
+  private final JdbcClient jdbc;
+
+  ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
+      TransactionTemplate tx, JdbcClient jdbc) {
+    this.models = models;
+    this.store = store;
+    this.json = json;
+    this.clock = clock;
+    this.tx = tx;
+    this.jdbc = jdbc;
+  }
+
+  /** Validates a spooled upload, stores it and records it. */
+  public ModelEntity create(UploadSpool.Spooled upload, String name, String declaredFormat, String fileName)
+      throws IOException {
+    if (upload.size() == 0) {
+      throw new ApiProblem(ApiProblem.Kind.MALFORMED_REQUEST, "the uploaded file is empty");
+    }
+    ModelSummary summary = ModelInspector.inspect(upload.file(), declaredFormat, fileName);
+    UUID id = UUID.randomUUID();
+    String key = "models/" + id + "/model." + summary.format();
+    StoredObject stored = store.put(key, upload.file());
+    try {
+      ModelEntity entity = new ModelEntity(id, Owners.current(), Uploads.displayName(name, fileName, id + "." + summary.format()),
+          summary.format(), key, stored.sha256(), stored.size(), summary.parameterCount(), summary.tensors().size(),
+          json.writeValueAsString(new StoredSummary(summary.inputs(), summary.outputs(), summary.opsets(),
+              summary.irVersion(), summary.producer(), summary.metadata())),
+          json.writeValueAsString(summary.tensors()), clock.instant());
+      return tx.execute(status -> models.save(entity));
+    } catch (RuntimeException e) {
+      store.delete(key);
+      throw e;
+    }
+  }
+
+  public ModelEntity get(UUID id) {
+    return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));
+  }
+
+  /** A model by id whoever owns it: for workers, which act for the job's owner. */
+  public java.util.Optional<ModelEntity> find(UUID id) {
+    return models.findById(id);
+  }
+
+  /** The model's file on local disk: the stored file itself, or a copy made in {@code workDir}. */
+  public java.nio.file.Path localCopy(ModelEntity model, java.nio.file.Path workDir) throws IOException {
+    java.util.Optional<java.nio.file.Path> local = store.localFile(model.getStorageKey());
+    if (local.isPresent()) {
+      return local.get();
+    }
+    java.nio.file.Path file = workDir.resolve("original." + model.getFormat());
+    try (java.io.InputStream in = store.open(model.getStorageKey())) {
+      java.nio.file.Files.copy(in, file);
+    }
+    return file;
+  }
+
+  public Page<ModelEntity> list(int page, int size) {
+    return models.findByOwnerOrderByCreatedAtDesc(Owners.current(), PageRequest.of(page, size));
+  }
+
+  public StoredSummary summary(ModelEntity model) {
+    return json.readValue(model.getSummary(), StoredSummary.class);
+  }
+
+  public List<TensorInfo> tensors(ModelEntity model) {
+    return json.readValue(model.getTensors(), new TypeReference<List<TensorInfo>>() {});
+  }
+
+  /** The full summary, rebuilt from the stored columns. */
+  public ModelSummary fullSummary(ModelEntity model) {
+    StoredSummary s = summary(model);
+    return new ModelSummary(model.getFormat(), model.getParameterCount(), tensors(model), s.inputs(), s.outputs(),
+        s.opsets(), s.irVersion(), s.producer(), s.metadata());
+  }
+
+  /** Deletes the row, then the object; refused while a queued or running job needs the model. */
+  public void delete(UUID id) {
+    ModelEntity model = get(id);
+    tx.executeWithoutResult(status -> {
+      boolean inUse = jdbc.sql("select exists(select 1 from jobs where model_id = ? and state in ('QUEUED', 'RUNNING'))")
+          .param(id).query(Boolean.class).single();
+      if (inUse) {
+        throw new ApiProblem(ApiProblem.Kind.IN_USE, "model " + id + " is used by a queued or running job");
+      }
+      models.deleteById(id);
+    });
+    try {
+      store.delete(model.getStorageKey());
+    } catch (IOException | RuntimeException e) {
+      log.warn("Model {} deleted but its object {} could not be removed: {}", id, model.getStorageKey(), e.toString());
+    }
+  }
+}

@@ -1,0 +1,278 @@
+package dev.modelpress.worker;
+
+import dev.modelpress.api.dto.JobProgress;
+import dev.modelpress.api.dto.ReportSummary;
+import dev.modelpress.compression.CompressionCancelledException;
+import dev.modelpress.compression.CompressionException;
+import dev.modelpress.compression.OnnxPipeline;
+import dev.modelpress.compression.PipelineResult;
+import dev.modelpress.compression.StepSpec;
+import dev.modelpress.compression.TensorReport;
+import dev.modelpress.dataset.DatasetEntity;
+import dev.modelpress.dataset.DatasetService;
+import dev.modelpress.evaluation.EvaluationException;
+import dev.modelpress.evaluation.EvaluationOptions;
+import dev.modelpress.evaluation.FidelityEvaluator;
+import dev.modelpress.evaluation.FidelityReport;
+import dev.modelpress.format.FormatException;
+import dev.modelpress.format.npy.NdArray;
+import dev.modelpress.format.onnx.OnnxModels;
+import dev.modelpress.job.JobEntity;
+import dev.modelpress.job.JobQueue;
+import dev.modelpress.job.JobService;
+import dev.modelpress.job.JobSpecs;
+import dev.modelpress.model.ModelEntity;
+import dev.modelpress.model.ModelService;
+import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
+import dev.modelpress.storage.ArtifactStore;
+import dev.modelpress.storage.StoredObject;
+import dev.modelpress.system.ApiProblem;
+import dev.modelpress.system.Problems;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+import org.springframework.stereotype.Component;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Runs one claimed job: fetch the model, run the compression pipeline, measure the result in ONNX
+ * Runtime when an evaluation dataset is given, store the artifacts, then record success, all
+ * outside any database transaction. Errors in the user's input fail the job with a problem
+ * document; a lost lease or shutdown stops it without writing anything.
+ */
+@Component
+class JobRunner {
+
+  private static final Logger log = LoggerFactory.getLogger(JobRunner.class);
+
+  private final JobService jobs;
+  private final JobQueue queue;
+  private final ModelService models;
+  private final DatasetService datasets;
+  private final ArtifactStore store;
+  private final JsonMapper json;
+  private final Clock clock;
+  private final WorkerProperties props;
+
+  JobRunner(JobService jobs, JobQueue queue, ModelService models, DatasetService datasets, ArtifactStore store,
+      JsonMapper json, Clock clock, WorkerProperties props) {
+    this.jobs = jobs;
+    this.queue = queue;
+    this.models = models;
+    this.datasets = datasets;
+    this.store = store;
+    this.json = json;
+    this.clock = clock;
+    this.props = props;
+  }
+
+  void run(JobExecution exec) {
+    JobQueue.Claim claim = exec.claim;
+    MDC.put("job", claim.jobId().toString());
+    Path work = props.workDir().resolve(claim.jobId() + "-" + claim.attempt());
+    List<String> storedKeys = new ArrayList<>();
+    try {
+      Files.createDirectories(work);
+      JobEntity job = jobs.find(claim.jobId()).orElseThrow();
+      log.info("Running job {} (attempt {})", claim.jobId(), claim.attempt());
+      Outcome outcome = execute(job, exec, work, storedKeys);
+      if (!queue.succeed(claim, json.writeValueAsString(outcome.summary()), outcome.progress(), outcome.artifacts())) {
+        log.warn("Job {} finished but its lease was lost; discarding this attempt's artifacts", claim.jobId());
+        deleteQuietly(storedKeys);
+      } else {
+        log.info("Job {} succeeded: {} -> {} bytes", claim.jobId(), outcome.summary().getBytesBefore(),
+            outcome.summary().getBytesAfter());
+      }
+    } catch (CompressionCancelledException e) {
+      deleteQuietly(storedKeys);
+      JobExecution.StopReason reason = exec.stopReason();
+      switch (reason == null ? JobExecution.StopReason.CANCELLED : reason) {
+        case CANCELLED -> {
+          queue.cancelled(claim);
+          log.info("Job {} cancelled", claim.jobId());
+        }
+        case SHUTDOWN -> {
+          queue.release(claim);
+          log.info("Job {} handed back to the queue on shutdown", claim.jobId());
+        }
+        case LEASE_LOST -> log.warn("Job {} stopped: lease lost to another worker", claim.jobId());
+      }
+    } catch (CompressionException | FormatException | EvaluationException e) {
+      deleteQuietly(storedKeys);
+      fail(claim, ApiProblem.Kind.JOB_FAILED, e.getMessage());
+    } catch (MissingInput e) {
+      deleteQuietly(storedKeys);
+      fail(claim, ApiProblem.Kind.JOB_FAILED, e.getMessage());
+    } catch (Exception | OutOfMemoryError | StackOverflowError e) {
+      deleteQuietly(storedKeys);
+      String incident = UUID.randomUUID().toString();
+      log.error("Job {} failed unexpectedly, incident {}", claim.jobId(), incident, e);
+      fail(claim, ApiProblem.Kind.INTERNAL, "an unexpected error stopped the job; quote incident " + incident);
+    } finally {
+      deleteTree(work);
+      MDC.remove("job");
+    }
+  }
+
+  private record Outcome(ReportSummary summary, String progress, List<JobQueue.NewArtifact> artifacts) {}
+
+  private static final class MissingInput extends RuntimeException {
+    MissingInput(String message) {
+      super(message);
+    }
+  }
+
+  private Outcome execute(JobEntity job, JobExecution exec, Path work, List<String> storedKeys)
+      throws IOException, FormatException, EvaluationException {
+    Instant started = clock.instant();
+    JobService.StoredSpec spec = jobs.spec(job);
+    List<StepSpec> steps = JobSpecs.toSpecs(spec.steps());
+    ModelEntity model = models.find(job.getModelId())
+        .orElseThrow(() -> new MissingInput("model " + job.getModelId() + " was deleted before the job ran"));
+    DatasetEntity evaluation = job.getEvaluationDatasetId() == null ? null
+        : datasets.find(job.getEvaluationDatasetId()).orElseThrow(() ->
+            new MissingInput("dataset " + job.getEvaluationDatasetId() + " was deleted before the job ran"));
+    int phases = steps.size() + (evaluation == null ? 0 : 1);
+
+    Path originalFile = models.localCopy(model, work);
+    ModelProto original = OnnxModels.read(originalFile);
+    exec.checkpoint();
+    PipelineResult result = OnnxPipeline.run(original, steps, (step, total, type, item, items, message) -> {
+      exec.progress(progress(step, phases, type, item, items, message));
+      exec.checkpoint();
+    });
+    Path outFile = work.resolve("model.onnx");
+    OnnxModels.write(result.model(), outFile);
+    Instant compressed = clock.instant();
+
+    FidelityReport fidelity = null;
+    if (evaluation != null) {
+      exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
+      exec.checkpoint();
+      List<NdArray> data = datasets.load(evaluation, work);
+      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
+        fidelity = evaluator.compare(originalFile, outFile, data,
+            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
+      }
+      exec.checkpoint();
+    }
+    Instant evaluated = clock.instant();
+
+    long bytesBefore = Files.size(originalFile);
+    long bytesAfter = Files.size(outFile);
+    ReportSummary summary = summarize(result, fidelity, bytesBefore, bytesAfter, model.getParameterCount());
+    Map<String, Object> report = new LinkedHashMap<>();
+    report.put("job", job.getId());
+    report.put("attempt", exec.claim.attempt());
+    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
+        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
+    report.put("steps", spec.steps());
+    report.put("summary", summary);
+    report.put("stepReports", result.steps());
+    if (fidelity != null) {
+      report.put("fidelity", fidelity);
+    }
+    report.put("timings", Map.of(
+        "compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
+        "evaluateSeconds", Duration.between(compressed, evaluated).toMillis() / 1000.0));
+    report.put("provenance", Provenance.describe());
+    Path reportFile = work.resolve("report.json");
+    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+
+    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
+    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
+    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
+  }
+
+  private JobQueue.NewArtifact put(String key, Path file, String name, String contentType, List<String> storedKeys)
+      throws IOException {
+    storedKeys.add(key);
+    StoredObject stored = store.put(key, file);
+    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
+  }
+
+  private static ReportSummary summarize(PipelineResult result, FidelityReport fidelity, long bytesBefore,
+      long bytesAfter, long parameters) {
+    ReportSummary summary = new ReportSummary()
+        .bytesBefore(bytesBefore)
+        .bytesAfter(bytesAfter)
+        .compressionRatio(bytesAfter == 0 ? null : (double) bytesBefore / bytesAfter)
+        .parameters(parameters);
+    // Sparsity of the compressed tensors as they leave the last step that touched them.
+    Map<String, TensorReport> last = new LinkedHashMap<>();
+    result.steps().forEach(s -> s.tensors().forEach(t -> last.put(t.name(), t)));
+    long params = 0;
+    double zeros = 0;
+    for (TensorReport t : last.values()) {
+      params += t.parameters();
+      zeros += t.sparsityAfter() * t.parameters();
+    }
+    if (params > 0) {
+      summary.sparsity(zeros / params);
+    }
+    if (fidelity != null) {
+      FidelitySummaries.apply(fidelity, summary);
+    }
+    return summary;
+  }
+
+  private String progress(int step, int steps, String type, int item, int items, String message) {
+    double within = items <= 0 ? 0 : Math.min(1.0, (double) item / items);
+    double fraction = steps <= 0 ? 0 : Math.min(1.0, ((step - 1) + within) / steps);
+    JobProgress p = new JobProgress()
+        .step(step).steps(steps).stepType(type).item(item).items(items)
+        .fraction(Math.round(fraction * 1000) / 1000.0)
+        .message(message)
+        .updatedAt(clock.instant().atOffset(ZoneOffset.UTC));
+    return json.writeValueAsString(p);
+  }
+
+  private void fail(JobQueue.Claim claim, ApiProblem.Kind kind, String detail) {
+    log.info("Job {} failed: {}", claim.jobId(), detail);
+    queue.fail(claim, json.writeValueAsString(Problems.of(kind, detail, List.of())));
+  }
+
+  private void deleteQuietly(List<String> keys) {
+    for (String key : keys) {
+      try {
+        store.delete(key);
+      } catch (IOException | RuntimeException e) {
+        log.warn("Could not delete {}: {}", key, e.toString());
+      }
+    }
+  }
+
+  private static void deleteTree(Path dir) {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(dir)) {
+      paths.sorted(Comparator.reverseOrder()).forEach(p -> {
+        try {
+          Files.deleteIfExists(p);
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      });
+    } catch (IOException | UncheckedIOException e) {
+      log.warn("Could not clean {}: {}", dir, e.toString());
+    }
+  }
+}

@@ -1,0 +1,162 @@
+package dev.modelpress.testing;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/** A small real-HTTP client for tests against a running service (no MockMvc: bytes really stream). */
+public final class Api {
+
+  /** A response: status, headers and the body parsed as JSON when it is JSON. */
+  public record Response(int status, java.net.http.HttpHeaders headers, String body, JsonNode json) {
+    public String header(String name) {
+      return headers.firstValue(name).orElse(null);
+    }
+
+    public String problemType() {
+      return json == null || json.get("type") == null ? null : json.get("type").asString();
+    }
+  }
+
+  private static final JsonMapper JSON = JsonMapper.builder().build();
+  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private final String base;
+
+  public Api(int port) {
+    this.base = "http://127.0.0.1:" + port;
+  }
+
+  public String base() {
+    return base;
+  }
+
+  public Response get(String path) {
+    return send(HttpRequest.newBuilder(uri(path)).GET());
+  }
+
+  public Response delete(String path) {
+    return send(HttpRequest.newBuilder(uri(path)).DELETE());
+  }
+
+  public Response postJson(String path, String json) {
+    return postJson(path, json, null);
+  }
+
+  public Response postJson(String path, String json, String idempotencyKey) {
+    HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(json));
+    if (idempotencyKey != null) {
+      b.header("Idempotency-Key", idempotencyKey);
+    }
+    return send(b);
+  }
+
+  public Response postFile(String path, Path file) {
+    try {
+      return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/octet-stream")
+          .POST(HttpRequest.BodyPublishers.ofFile(file)));
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  public Response postBytes(String path, byte[] bytes, String contentType) {
+    return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", contentType)
+        .POST(HttpRequest.BodyPublishers.ofByteArray(bytes)));
+  }
+
+  /** A multipart/form-data upload with one {@code file} part. */
+  public Response postMultipart(String path, String fileName, byte[] content) {
+    String boundary = "modelpress-test-boundary";
+    byte[] head = ("--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + fileName
+        + "\"\r\nContent-Type: application/octet-stream\r\n\r\n").getBytes();
+    byte[] tail = ("\r\n--" + boundary + "--\r\n").getBytes();
+    byte[] body = new byte[head.length + content.length + tail.length];
+    System.arraycopy(head, 0, body, 0, head.length);
+    System.arraycopy(content, 0, body, head.length, content.length);
+    System.arraycopy(tail, 0, body, head.length + content.length, tail.length);
+    return postBytes(path, body, "multipart/form-data; boundary=" + boundary);
+  }
+
+  /** Downloads to a file; returns the response with an empty body. */
+  public Response download(String path, Path target, String... headers) {
+    try {
+      HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).GET();
+      if (headers.length > 0) {
+        b.headers(headers);
+      }
+      HttpResponse<Path> r = http.send(b.build(), HttpResponse.BodyHandlers.ofFile(target));
+      return new Response(r.statusCode(), r.headers(), "", null);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Raw bytes of a GET, with optional request headers as name/value pairs. */
+  public HttpResponse<byte[]> getBytes(String path, String... headers) {
+    try {
+      HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).GET();
+      if (headers.length > 0) {
+        b.headers(headers);
+      }
+      return http.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Polls a job until it reaches one of {@code states} or the timeout passes. */
+  public JsonNode awaitJob(String jobId, Duration timeout, String... states) {
+    Set<String> wanted = states.length == 0 ? Set.of("SUCCEEDED", "FAILED", "CANCELLED") : Set.of(states);
+    long deadline = System.nanoTime() + timeout.toNanos();
+    JsonNode job = null;
+    while (System.nanoTime() < deadline) {
+      job = get("/v1/jobs/" + jobId).json();
+      if (wanted.contains(job.get("state").asString())) {
+        return job;
+      }
+      sleep(50);
+    }
+    throw new AssertionError("job " + jobId + " did not reach " + wanted + " within " + timeout + "; last: " + job);
+  }
+
+  public static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private Response send(HttpRequest.Builder builder) {
+    try {
+      HttpResponse<String> r = http.send(builder.timeout(Duration.ofMinutes(2)).build(),
+          HttpResponse.BodyHandlers.ofString());
+      String type = r.headers().firstValue("Content-Type").orElse("");
+      JsonNode node = type.contains("json") && !r.body().isEmpty() ? JSON.readTree(r.body()) : null;
+      return new Response(r.statusCode(), r.headers(), r.body(), node);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private URI uri(String path) {
+    return URI.create(base + path);
+  }
+}
