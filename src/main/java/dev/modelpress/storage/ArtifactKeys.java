@@ -26,7 +26,8 @@ public final class ArtifactKeys {
   public static String requireValid(String key) {
     String problem = problem(key);
     if (problem != null) {
-      throw new IllegalArgumentException("Invalid artifact key '" + printable(key) + "': " + problem);
+      throw new IllegalArgumentException(
+          "Invalid artifact key '" + printable(key) + "': " + problem);
     }
     return key;
   }

@@ -9,8 +9,8 @@ import java.util.Optional;
 import java.util.stream.Stream;
 
 /**
- * Stores models, datasets and job artifacts as objects under string keys (see {@link
- * ArtifactKeys} for the rules).
+ * Stores models, datasets and job artifacts as objects under string keys (see {@link ArtifactKeys}
+ * for the rules).
  *
  * <p>Every implementation streams bytes without holding an object whole in the heap, computes the
  * SHA-256 while writing, and makes a write visible only once it is complete: a reader sees the old

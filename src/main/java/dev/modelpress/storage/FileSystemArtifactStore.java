@@ -235,8 +235,8 @@ public final class FileSystemArtifactStore implements ArtifactStore {
     }
   }
 
-  private Optional<StoredObject> recomputeDigest(
-      String key, Path file, BasicFileAttributes before) throws IOException {
+  private Optional<StoredObject> recomputeDigest(String key, Path file, BasicFileAttributes before)
+      throws IOException {
     MessageDigest digest = Digests.sha256();
     long size = 0;
     try (InputStream in = Files.newInputStream(file)) {
@@ -287,7 +287,8 @@ public final class FileSystemArtifactStore implements ArtifactStore {
 
   private static void writeSidecar(Path file, Sidecar sidecar) throws IOException {
     Path sidecarFile = sidecarOf(file);
-    Path temp = Files.createTempFile(file.getParent(), sidecarFile.getFileName() + ".", TEMP_SUFFIX);
+    Path temp =
+        Files.createTempFile(file.getParent(), sidecarFile.getFileName() + ".", TEMP_SUFFIX);
     try {
       Files.writeString(temp, sidecar.sha256() + "\n" + sidecar.size() + "\n" + sidecar.identity());
       Files.move(temp, sidecarFile, StandardCopyOption.ATOMIC_MOVE);
@@ -318,7 +319,8 @@ public final class FileSystemArtifactStore implements ArtifactStore {
     List<Path> directories;
     try (Stream<Path> walk = Files.walk(base)) {
       directories =
-          walk.filter(path -> !path.equals(root) && Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS))
+          walk.filter(
+                  path -> !path.equals(root) && Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS))
               .filter(path -> (keyOf(path) + "/").startsWith(prefix))
               .sorted(Comparator.comparingInt(Path::getNameCount).reversed())
               .toList();

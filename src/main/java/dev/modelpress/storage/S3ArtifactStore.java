@@ -73,8 +73,8 @@ public final class S3ArtifactStore implements ArtifactStore {
    * Creates a store over an existing bucket. The client stays owned by the caller.
    *
    * @param partSize the buffer and part size in bytes, at least {@link #MIN_PART_SIZE} (5 MiB) and
-   *     at most 1 GiB; objects up to this size take one request. With at most 10,000 parts, it
-   *     also bounds the object size (8 MiB parts: 80 GiB).
+   *     at most 1 GiB; objects up to this size take one request. With at most 10,000 parts, it also
+   *     bounds the object size (8 MiB parts: 80 GiB).
    */
   public S3ArtifactStore(S3Client client, String bucket, long partSize) {
     this(client, bucket, partSize, MAX_SINGLE_COPY_SIZE, COPY_PART_SIZE, MAX_DELETE_BATCH);
@@ -366,10 +366,7 @@ public final class S3ArtifactStore implements ArtifactStore {
   public Stream<String> list(String prefix) {
     ArtifactKeys.requireValidPrefix(prefix);
     try {
-      return client
-          .listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix))
-          .contents()
-          .stream()
+      return client.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix)).contents().stream()
           .map(S3Object::key)
           // Hides staging objects and anything another tool put there that is no valid key.
           .filter(ArtifactKeys::isValid);

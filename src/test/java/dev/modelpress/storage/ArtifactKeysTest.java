@@ -11,7 +11,11 @@ class ArtifactKeysTest {
 
   @ParameterizedTest
   @ValueSource(
-      strings = {"model.onnx", "models/0b6f3c1e-7a4d-4c57-9d2a-2f1b9b1d1e55/model.onnx", "a/b-c_d/e.f"})
+      strings = {
+        "model.onnx",
+        "models/0b6f3c1e-7a4d-4c57-9d2a-2f1b9b1d1e55/model.onnx",
+        "a/b-c_d/e.f"
+      })
   void acceptsRelativePathKeys(String key) {
     assertThat(ArtifactKeys.requireValid(key)).isEqualTo(key);
   }
@@ -19,8 +23,19 @@ class ArtifactKeysTest {
   @ParameterizedTest
   @ValueSource(
       strings = {
-        "", "../x", "a/../b", "..", "/abs", "a//b", "a\\b", "a/", "a/./b", "a/.hidden", "a\nb",
-        "a\u0000b", "a\tb"
+        "",
+        "../x",
+        "a/../b",
+        "..",
+        "/abs",
+        "a//b",
+        "a\\b",
+        "a/",
+        "a/./b",
+        "a/.hidden",
+        "a\nb",
+        "a\u0000b",
+        "a\tb"
       })
   void rejectsKeysThatCouldEscapeTheStoreOrCollideWithItsBookkeeping(String key) {
     assertThatIllegalArgumentException().isThrownBy(() -> ArtifactKeys.requireValid(key));

@@ -15,6 +15,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -38,7 +43,8 @@ class FileSystemArtifactStoreTest {
 
     StoredObject stored = store.put("models/m1/model.onnx", new ByteArrayInputStream(content));
 
-    assertThat(stored).isEqualTo(new StoredObject("models/m1/model.onnx", content.length, sha256(content)));
+    assertThat(stored)
+        .isEqualTo(new StoredObject("models/m1/model.onnx", content.length, sha256(content)));
     try (InputStream in = store.open("models/m1/model.onnx")) {
       assertThat(in.readAllBytes()).isEqualTo(content);
     }
@@ -76,7 +82,8 @@ class FileSystemArtifactStoreTest {
 
     assertThat(readRange("a/b", 0, 10)).isEqualTo(Arrays.copyOfRange(content, 0, 10));
     assertThat(readRange("a/b", 1234, 4321)).isEqualTo(Arrays.copyOfRange(content, 1234, 5555));
-    assertThat(readRange("a/b", 9_990, 1_000)).isEqualTo(Arrays.copyOfRange(content, 9_990, 10_000));
+    assertThat(readRange("a/b", 9_990, 1_000))
+        .isEqualTo(Arrays.copyOfRange(content, 9_990, 10_000));
     assertThat(readRange("a/b", 9_999, Long.MAX_VALUE)).containsExactly(content[9_999]);
     assertThat(readRange("a/b", 10_000, 5)).isEmpty();
     assertThat(readRange("a/b", 50_000, 5)).isEmpty();
@@ -106,7 +113,8 @@ class FileSystemArtifactStoreTest {
   void aDirectoryIsNotAnObject() throws Exception {
     store.put("models/m1/model.onnx", new ByteArrayInputStream(new byte[1]));
 
-    assertThatExceptionOfType(ArtifactNotFoundException.class).isThrownBy(() -> store.open("models"));
+    assertThatExceptionOfType(ArtifactNotFoundException.class)
+        .isThrownBy(() -> store.open("models"));
     assertThat(store.stat("models/m1")).isEmpty();
     store.delete("models/m1");
     assertThat(store.stat("models/m1/model.onnx")).isPresent();
@@ -134,7 +142,8 @@ class FileSystemArtifactStoreTest {
 
     assertThat(store.open("k").readAllBytes()).isEqualTo(old);
     assertThat(store.stat("k")).contains(oldStored);
-    assertThat(filesUnder(root)).containsExactlyInAnyOrder(root.resolve("k"), root.resolve(".k.sha256"));
+    assertThat(filesUnder(root))
+        .containsExactlyInAnyOrder(root.resolve("k"), root.resolve(".k.sha256"));
   }
 
   @Test
@@ -153,7 +162,55 @@ class FileSystemArtifactStoreTest {
       assertThat(stored.sha256()).isEqualTo(sha256(replacement));
     }
     assertThat(store.open("k").readAllBytes()).isEqualTo(replacement);
-    assertThat(store.stat("k")).contains(new StoredObject("k", replacement.length, sha256(replacement)));
+    assertThat(store.stat("k"))
+        .contains(new StoredObject("k", replacement.length, sha256(replacement)));
+  }
+
+  @Test
+  void concurrentReadersSeeEitherVersionWholeNeverAMix() throws Exception {
+    // Same size, so neither the length nor a truncated read can pass for the other version.
+    byte[] a = randomBytes(256 * 1024, 21);
+    byte[] b = randomBytes(256 * 1024, 22);
+    Set<String> digests = Set.of(sha256(a), sha256(b));
+    store.put("k", new ByteArrayInputStream(a));
+    Queue<String> problems = new ConcurrentLinkedQueue<>();
+    AtomicBoolean writing = new AtomicBoolean(true);
+    AtomicInteger reads = new AtomicInteger();
+
+    Runnable reader =
+        () -> {
+          while (writing.get()) {
+            try (InputStream in = store.open("k")) {
+              byte[] seen = in.readAllBytes();
+              if (!Arrays.equals(seen, a) && !Arrays.equals(seen, b)) {
+                problems.add("read a mix of versions, " + seen.length + " bytes");
+              }
+              String digest = store.stat("k").orElseThrow().sha256();
+              if (!digests.contains(digest)) {
+                problems.add("stat gave a digest of neither version: " + digest);
+              }
+              reads.incrementAndGet();
+            } catch (IOException | RuntimeException e) {
+              problems.add(e.toString());
+            }
+          }
+        };
+    List<Thread> readers =
+        List.of(Thread.ofPlatform().start(reader), Thread.ofPlatform().start(reader));
+    try {
+      for (int i = 0; i < 30; i++) {
+        store.put("k", new ByteArrayInputStream(i % 2 == 0 ? b : a));
+      }
+    } finally {
+      writing.set(false);
+      for (Thread thread : readers) {
+        thread.join();
+      }
+    }
+
+    assertThat(problems).isEmpty();
+    assertThat(reads.get()).isPositive();
+    assertThat(store.stat("k")).contains(new StoredObject("k", a.length, sha256(a)));
   }
 
   @Test
@@ -174,20 +231,28 @@ class FileSystemArtifactStoreTest {
 
   @Test
   void listReturnsKeysUnderAPrefixAndHidesBookkeepingFiles() throws Exception {
-    for (String key : List.of("models/1/model.onnx", "models/1/report.json", "models/12/model.onnx", "datasets/1/x.npz")) {
+    for (String key :
+        List.of(
+            "models/1/model.onnx",
+            "models/1/report.json",
+            "models/12/model.onnx",
+            "datasets/1/x.npz")) {
       store.put(key, new ByteArrayInputStream(key.getBytes()));
     }
 
-    assertThat(list("models/1/")).containsExactlyInAnyOrder("models/1/model.onnx", "models/1/report.json");
+    assertThat(list("models/1/"))
+        .containsExactlyInAnyOrder("models/1/model.onnx", "models/1/report.json");
     assertThat(list("models/1"))
-        .containsExactlyInAnyOrder("models/1/model.onnx", "models/1/report.json", "models/12/model.onnx");
+        .containsExactlyInAnyOrder(
+            "models/1/model.onnx", "models/1/report.json", "models/12/model.onnx");
     assertThat(list("")).hasSize(4).noneMatch(key -> key.contains("/."));
     assertThat(list("nothing/")).isEmpty();
   }
 
   @Test
   void deletePrefixRemovesOnlyMatchingObjectsAndTheirEmptyDirectories() throws Exception {
-    for (String key : List.of("jobs/j1/out/model.onnx", "jobs/j1/report.json", "jobs/j2/report.json")) {
+    for (String key :
+        List.of("jobs/j1/out/model.onnx", "jobs/j1/report.json", "jobs/j2/report.json")) {
       store.put(key, new ByteArrayInputStream(key.getBytes()));
     }
 
@@ -195,8 +260,9 @@ class FileSystemArtifactStoreTest {
 
     assertThat(list("")).containsExactly("jobs/j2/report.json");
     assertThat(root.resolve("jobs/j1")).doesNotExist();
-    assertThat(filesUnder(root)).containsExactlyInAnyOrder(
-        root.resolve("jobs/j2/report.json"), root.resolve("jobs/j2/.report.json.sha256"));
+    assertThat(filesUnder(root))
+        .containsExactlyInAnyOrder(
+            root.resolve("jobs/j2/report.json"), root.resolve("jobs/j2/.report.json.sha256"));
     store.deletePrefix("jobs/j1/");
     assertThatIllegalArgumentException().isThrownBy(() -> store.deletePrefix(""));
   }
@@ -215,7 +281,8 @@ class FileSystemArtifactStoreTest {
   @ParameterizedTest
   @ValueSource(strings = {"../x", "/abs", "a//b", "a\\b", "a/../../etc/passwd"})
   void everyOperationRejectsInvalidKeys(String key) {
-    assertThatIllegalArgumentException().isThrownBy(() -> store.put(key, InputStream.nullInputStream()));
+    assertThatIllegalArgumentException()
+        .isThrownBy(() -> store.put(key, InputStream.nullInputStream()));
     assertThatIllegalArgumentException().isThrownBy(() -> store.open(key));
     assertThatIllegalArgumentException().isThrownBy(() -> store.stat(key));
     assertThatIllegalArgumentException().isThrownBy(() -> store.delete(key));

@@ -44,9 +44,11 @@ class S3ArtifactStoreTest {
     ExecutionInterceptor counter =
         new ExecutionInterceptor() {
           @Override
-          public void beforeExecution(Context.BeforeExecution context, ExecutionAttributes attributes) {
+          public void beforeExecution(
+              Context.BeforeExecution context, ExecutionAttributes attributes) {
             requests
-                .computeIfAbsent(context.request().getClass().getSimpleName(), name -> new AtomicInteger())
+                .computeIfAbsent(
+                    context.request().getClass().getSimpleName(), name -> new AtomicInteger())
                 .incrementAndGet();
           }
         };
@@ -67,7 +69,8 @@ class S3ArtifactStoreTest {
 
     StoredObject stored = store.put("models/m1/model.onnx", new ByteArrayInputStream(content));
 
-    assertThat(stored).isEqualTo(new StoredObject("models/m1/model.onnx", content.length, sha256(content)));
+    assertThat(stored)
+        .isEqualTo(new StoredObject("models/m1/model.onnx", content.length, sha256(content)));
     assertThat(count("PutObjectRequest")).isEqualTo(1);
     assertThat(count("CreateMultipartUploadRequest")).isZero();
     assertThat(readAll("models/m1/model.onnx")).isEqualTo(content);
@@ -86,7 +89,8 @@ class S3ArtifactStoreTest {
     assertThat(count("UploadPartRequest")).isEqualTo(4);
     assertThat(count("CompleteMultipartUploadRequest")).isEqualTo(1);
     assertThat(count("PutObjectRequest")).isZero();
-    assertThat(stored).isEqualTo(new StoredObject("jobs/j1/model.onnx", content.length, sha256(content)));
+    assertThat(stored)
+        .isEqualTo(new StoredObject("jobs/j1/model.onnx", content.length, sha256(content)));
     assertThat(sha256(readAll("jobs/j1/model.onnx"))).isEqualTo(sha256(content));
     assertThat(store.stat("jobs/j1/model.onnx")).contains(stored);
     assertThat(rawKeys()).containsExactly("jobs/j1/model.onnx"); // staging object removed
@@ -163,7 +167,8 @@ class S3ArtifactStoreTest {
 
     assertThat(readRange("a/b", 0, 10)).isEqualTo(Arrays.copyOfRange(content, 0, 10));
     assertThat(readRange("a/b", 1234, 4321)).isEqualTo(Arrays.copyOfRange(content, 1234, 5555));
-    assertThat(readRange("a/b", 9_990, 1_000)).isEqualTo(Arrays.copyOfRange(content, 9_990, 10_000));
+    assertThat(readRange("a/b", 9_990, 1_000))
+        .isEqualTo(Arrays.copyOfRange(content, 9_990, 10_000));
     assertThat(readRange("a/b", 9_999, Long.MAX_VALUE)).containsExactly(content[9_999]);
     assertThat(readRange("a/b", 10_000, 5)).isEmpty();
     assertThat(readRange("a/b", 5, 0)).isEmpty();
@@ -191,11 +196,17 @@ class S3ArtifactStoreTest {
 
   @Test
   void listDeleteAndDeletePrefixWorkOnKeys() throws Exception {
-    for (String key : List.of("jobs/j1/out/model.onnx", "jobs/j1/report.json", "jobs/j12/report.json", "models/m/model.onnx")) {
+    for (String key :
+        List.of(
+            "jobs/j1/out/model.onnx",
+            "jobs/j1/report.json",
+            "jobs/j12/report.json",
+            "models/m/model.onnx")) {
       store.put(key, new ByteArrayInputStream(key.getBytes()));
     }
 
-    assertThat(list("jobs/j1/")).containsExactlyInAnyOrder("jobs/j1/out/model.onnx", "jobs/j1/report.json");
+    assertThat(list("jobs/j1/"))
+        .containsExactlyInAnyOrder("jobs/j1/out/model.onnx", "jobs/j1/report.json");
     assertThat(list("jobs/j1")).hasSize(3);
     assertThat(list("")).hasSize(4);
 
@@ -225,11 +236,13 @@ class S3ArtifactStoreTest {
 
   @Test
   void rejectsInvalidKeysAndTooSmallParts() {
-    assertThatIllegalArgumentException().isThrownBy(() -> store.put("../x", InputStream.nullInputStream()));
+    assertThatIllegalArgumentException()
+        .isThrownBy(() -> store.put("../x", InputStream.nullInputStream()));
     assertThatIllegalArgumentException().isThrownBy(() -> store.open("/abs"));
     assertThatIllegalArgumentException().isThrownBy(() -> store.stat("a//b"));
     assertThatIllegalArgumentException().isThrownBy(() -> store.delete("a\\b"));
-    assertThatIllegalArgumentException().isThrownBy(() -> new S3ArtifactStore(client, bucket, PART - 1));
+    assertThatIllegalArgumentException()
+        .isThrownBy(() -> new S3ArtifactStore(client, bucket, PART - 1));
     assertThatIllegalArgumentException().isThrownBy(() -> new S3ArtifactStore(client, " ", PART));
   }
 
@@ -258,6 +271,8 @@ class S3ArtifactStoreTest {
 
   /** Every object in the bucket, bypassing the store's filtering of staging keys. */
   private List<String> rawKeys() {
-    return client.listObjectsV2Paginator(b -> b.bucket(bucket)).contents().stream().map(S3Object::key).toList();
+    return client.listObjectsV2Paginator(b -> b.bucket(bucket)).contents().stream()
+        .map(S3Object::key)
+        .toList();
   }
 }

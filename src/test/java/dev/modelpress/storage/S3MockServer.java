@@ -75,7 +75,8 @@ public final class S3MockServer {
         .endpointOverride(endpoint)
         .region(Region.of(REGION))
         .forcePathStyle(true)
-        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test")))
+        .credentialsProvider(
+            StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test")))
         .httpClientBuilder(UrlConnectionHttpClient.builder());
   }
 
@@ -102,7 +103,8 @@ public final class S3MockServer {
     }
     Path jar = Path.of(jarProperty).toAbsolutePath();
     if (!Files.isRegularFile(jar)) {
-      throw new IllegalStateException("No S3Mock jar at " + jar + "; run mvn generate-test-resources");
+      throw new IllegalStateException(
+          "No S3Mock jar at " + jar + "; run mvn generate-test-resources");
     }
     Path log = jar.getParent().resolveSibling("s3mock.log");
     try {

@@ -22,7 +22,8 @@ class StorageConfigurationTest {
               .isInstanceOfSatisfying(
                   FileSystemArtifactStore.class,
                   store ->
-                      assertThat(store.root()).isEqualTo(Path.of("data/artifacts").toAbsolutePath()));
+                      assertThat(store.root())
+                          .isEqualTo(Path.of("data/artifacts").toAbsolutePath()));
         });
   }
 
@@ -50,7 +51,8 @@ class StorageConfigurationTest {
               assertThat(context).hasSingleBean(ArtifactStore.class).hasSingleBean(S3Client.class);
               assertThat(context.getBean(ArtifactStore.class))
                   .isInstanceOfSatisfying(
-                      S3ArtifactStore.class, store -> assertThat(store.bucket()).isEqualTo("artifacts"));
+                      S3ArtifactStore.class,
+                      store -> assertThat(store.bucket()).isEqualTo("artifacts"));
               StorageProperties.S3 s3 = context.getBean(StorageProperties.class).s3();
               assertThat(s3.partSize().toBytes()).isEqualTo(16L * 1024 * 1024);
               assertThat(s3.pathStyleAccess()).isTrue();
@@ -95,7 +97,10 @@ class StorageConfigurationTest {
         .withPropertyValues("modelpress.storage.type=gcs")
         .run(
             context ->
-                assertThat(context).hasFailed().getFailure().hasMessageContaining("modelpress.storage"));
+                assertThat(context)
+                    .hasFailed()
+                    .getFailure()
+                    .hasMessageContaining("modelpress.storage"));
   }
 
   @Test
@@ -107,7 +112,11 @@ class StorageConfigurationTest {
             "modelpress.storage.s3.access-key=a")
         .run(
             context ->
-                assertThat(context).hasFailed().getFailure().rootCause().hasMessageContaining("secret-key"));
+                assertThat(context)
+                    .hasFailed()
+                    .getFailure()
+                    .rootCause()
+                    .hasMessageContaining("secret-key"));
   }
 
   @Test
