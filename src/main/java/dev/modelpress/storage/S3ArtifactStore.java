@@ -4,15 +4,20 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Spliterator;
+import java.util.Spliterators;
 import java.util.UUID;
 import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
@@ -365,18 +370,44 @@ public final class S3ArtifactStore implements ArtifactStore {
   @Override
   public Stream<String> list(String prefix) {
     ArtifactKeys.requireValidPrefix(prefix);
+    Iterator<S3Object> pages;
     try {
-      return client.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix)).contents().stream()
-          .map(S3Object::key)
-          // Hides staging objects and anything another tool put there that is no valid key.
-          .filter(ArtifactKeys::isValid);
+      // Fetches the first page already.
+      pages =
+          client.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(prefix)).contents().iterator();
     } catch (SdkException e) {
       throw new UncheckedIOException(failure("list", prefix, e));
     }
+    // Later pages are fetched while the caller consumes the stream; translate failures there too.
+    Iterator<String> keys =
+        new Iterator<>() {
+          @Override
+          public boolean hasNext() {
+            try {
+              return pages.hasNext();
+            } catch (SdkException e) {
+              throw new UncheckedIOException(failure("list", prefix, e));
+            }
+          }
+
+          @Override
+          public String next() {
+            try {
+              return pages.next().key();
+            } catch (SdkException e) {
+              throw new UncheckedIOException(failure("list", prefix, e));
+            }
+          }
+        };
+    return StreamSupport.stream(
+            Spliterators.spliteratorUnknownSize(keys, Spliterator.ORDERED | Spliterator.NONNULL),
+            false)
+        // Hides staging objects and anything another tool put there that is no valid key.
+        .filter(ArtifactKeys::isValid);
   }
 
   @Override
-  public Optional<java.nio.file.Path> localFile(String key) {
+  public Optional<Path> localFile(String key) {
     ArtifactKeys.requireValid(key);
     return Optional.empty();
   }

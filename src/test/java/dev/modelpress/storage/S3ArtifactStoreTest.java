@@ -11,6 +11,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -232,6 +233,17 @@ class S3ArtifactStoreTest {
 
     assertThat(count("DeleteObjectsRequest")).isEqualTo(3);
     assertThat(rawKeys()).containsExactly("other");
+  }
+
+  @Test
+  void serverFailuresSurfaceAsIoExceptions() {
+    S3ArtifactStore noBucket = new S3ArtifactStore(client, "no-such-bucket-" + bucket, PART);
+
+    assertThatThrownBy(() -> noBucket.put("k", new ByteArrayInputStream(new byte[3])))
+        .isInstanceOf(IOException.class)
+        .isNotInstanceOf(ArtifactNotFoundException.class);
+    assertThatThrownBy(() -> noBucket.list("").toList()).isInstanceOf(UncheckedIOException.class);
+    assertThatThrownBy(() -> noBucket.deletePrefix("a/")).isInstanceOf(UncheckedIOException.class);
   }
 
   @Test
