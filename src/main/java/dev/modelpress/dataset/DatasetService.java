@@ -123,7 +123,7 @@ public class DatasetService {
     });
     try {
       store.delete(dataset.getStorageKey());
-    } catch (IOException | RuntimeException e) {
+    } catch (RuntimeException e) {
       log.warn("Dataset {} deleted but its object {} could not be removed: {}", id, dataset.getStorageKey(), e.toString());
     }
   }

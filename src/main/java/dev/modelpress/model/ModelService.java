@@ -131,7 +131,7 @@ public class ModelService {
     });
     try {
       store.delete(model.getStorageKey());
-    } catch (IOException | RuntimeException e) {
+    } catch (RuntimeException e) {
       log.warn("Model {} deleted but its object {} could not be removed: {}", id, model.getStorageKey(), e.toString());
     }
   }

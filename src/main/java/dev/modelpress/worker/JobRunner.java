@@ -253,7 +253,7 @@ class JobRunner {
     for (String key : keys) {
       try {
         store.delete(key);
-      } catch (IOException | RuntimeException e) {
+      } catch (RuntimeException e) {
         log.warn("Could not delete {}: {}", key, e.toString());
       }
     }

@@ -210,7 +210,7 @@ class ModelApiTest {
       return 0;
     }
     try (Stream<Path> s = Files.walk(root)) {
-      return s.filter(Files::isRegularFile).filter(p -> !p.toString().endsWith(".sha256")).count();
+      return s.filter(Files::isRegularFile).filter(p -> !p.getFileName().toString().startsWith(".")).count();
     }
   }
 
@@ -221,7 +221,7 @@ class ModelApiTest {
     }
     var keys = jdbc.sql("select storage_key from models").query(String.class).list();
     try (Stream<Path> s = Files.walk(root)) {
-      return s.filter(Files::isRegularFile).filter(p -> !p.toString().endsWith(".sha256"))
+      return s.filter(Files::isRegularFile).filter(p -> !p.getFileName().toString().startsWith("."))
           .map(p -> root.relativize(p).toString()).filter(k -> !keys.contains(k)).count();
     }
   }
