@@ -148,7 +148,8 @@ public final class FidelityEvaluator implements AutoCloseable {
           speedup,
           slower);
     } catch (OrtException e) {
-      throw new EvaluationException("ONNX Runtime failed to run the models: " + clean(e.getMessage(), original, candidate), e);
+      String message = hidePath(hidePath(e.getMessage(), original, "original"), candidate, "candidate");
+      throw new EvaluationException("ONNX Runtime failed to run the models: " + message, e);
     }
   }
 
@@ -176,20 +177,17 @@ public final class FidelityEvaluator implements AutoCloseable {
       return env.createSession(model.toString(), sessionOptions);
     } catch (OrtException e) {
       throw new EvaluationException(
-          "the " + role + " model cannot be loaded by ONNX Runtime: " + clean(e.getMessage(), model, model), e);
+          "the " + role + " model cannot be loaded by ONNX Runtime: " + hidePath(e.getMessage(), model, role), e);
     }
   }
 
   /** ONNX Runtime's messages quote file paths; a client must not see server paths. */
-  private static String clean(String message, Path original, Path candidate) {
+  private static String hidePath(String message, Path model, String role) {
     if (message == null) {
       return "no details";
     }
-    return message
-        .replace(original.toAbsolutePath().toString(), "<original model>")
-        .replace(original.toString(), "<original model>")
-        .replace(candidate.toAbsolutePath().toString(), "<candidate model>")
-        .replace(candidate.toString(), "<candidate model>");
+    String label = "<" + role + " model>";
+    return message.replace(model.toAbsolutePath().toString(), label).replace(model.toString(), label);
   }
 
   /** Checks the dataset against a session's inputs; returns each input's feed type. */
@@ -343,31 +341,49 @@ public final class FidelityEvaluator implements AutoCloseable {
     ByteBuffer b = tensor.getByteBuffer().order(ByteOrder.nativeOrder());
     switch (info.onnxType) {
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT -> {
-        for (int i = 0; i < n; i++) out[i] = b.getFloat(i * 4);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.getFloat(i * 4);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE -> {
-        for (int i = 0; i < n; i++) out[i] = b.getDouble(i * 8);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.getDouble(i * 8);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 -> {
-        for (int i = 0; i < n; i++) out[i] = Float.float16ToFloat(b.getShort(i * 2));
+        for (int i = 0; i < n; i++) {
+          out[i] = Float.float16ToFloat(b.getShort(i * 2));
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16 -> {
-        for (int i = 0; i < n; i++) out[i] = Float.intBitsToFloat((b.getShort(i * 2) & 0xFFFF) << 16);
+        for (int i = 0; i < n; i++) {
+          out[i] = Float.intBitsToFloat((b.getShort(i * 2) & 0xFFFF) << 16);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8 -> {
-        for (int i = 0; i < n; i++) out[i] = b.get(i);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.get(i);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL -> {
-        for (int i = 0; i < n; i++) out[i] = b.get(i) & 0xFF;
+        for (int i = 0; i < n; i++) {
+          out[i] = b.get(i) & 0xFF;
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16 -> {
-        for (int i = 0; i < n; i++) out[i] = b.getShort(i * 2);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.getShort(i * 2);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 -> {
-        for (int i = 0; i < n; i++) out[i] = b.getInt(i * 4);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.getInt(i * 4);
+        }
       }
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 -> {
-        for (int i = 0; i < n; i++) out[i] = b.getLong(i * 8);
+        for (int i = 0; i < n; i++) {
+          out[i] = b.getLong(i * 8);
+        }
       }
       default -> throw new EvaluationException(
           "output '" + tensor.getInfo() + "' has element type " + elementTypeName(info) + ", which cannot be compared");

@@ -217,12 +217,32 @@ class FidelityEvaluatorTest {
   }
 
   @Test
+  void fixedBatchDimensionDecidesTheBatchSize() throws Exception {
+    ModelProto model = TestModels.gemmClassifier(w, b);
+    var graph = model.getGraph().toBuilder();
+    var input = graph.getInput(0).toBuilder();
+    input.getTypeBuilder().getTensorTypeBuilder().getShapeBuilder().getDimBuilder(0).setDimValue(4);
+    graph.setInput(0, input);
+    Path fixed = TestModels.write(model.toBuilder().setGraph(graph).build(), dir, "fixed-batch.onnx");
+
+    assertThatThrownBy(() -> evaluator.compare(original, fixed, dataset(), EvaluationOptions.defaults()))
+        .isInstanceOf(EvaluationException.class)
+        .hasMessage("model input 'x' has a fixed batch dimension of 4; evaluate with batch size 4");
+    FidelityReport report = evaluator.compare(original, fixed, dataset(),
+        EvaluationOptions.defaults().withBatchSize(4).withLatencyRuns(0, 0));
+    // 42 samples make 10 whole batches of 4; the last 2 samples cannot be fed.
+    assertThat(report.samples()).isEqualTo(40);
+    assertThat(report.output("logits").maxAbsError()).isZero();
+  }
+
+  @Test
   void modelOnnxRuntimeCannotLoadIsReportedWithoutItsPath() throws Exception {
     Path garbage = Files.write(dir.resolve("garbage.onnx"), new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
 
     assertThatThrownBy(() -> evaluator.compare(original, garbage, dataset(), EvaluationOptions.defaults()))
         .isInstanceOf(EvaluationException.class)
         .hasMessageStartingWith("the candidate model cannot be loaded by ONNX Runtime: ")
+        .hasMessageContaining("Load model from <candidate model> failed")
         .hasMessageNotContaining(dir.toString());
   }
 
