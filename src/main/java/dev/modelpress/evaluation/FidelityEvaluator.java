@@ -115,8 +115,8 @@ public final class FidelityEvaluator implements AutoCloseable {
         long[] batchLabels = labels == null ? null : Arrays.copyOfRange(labels, (int) from, (int) to);
         try (BatchFeed originalFeed = BatchFeed.of(env, originalInputs, arrays, from, to);
             BatchFeed candidateFeed = BatchFeed.of(env, candidateInputs, arrays, from, to);
-            OrtSession.Result originalResult = originalSession.run(originalFeed.tensors());
-            OrtSession.Result candidateResult = candidateSession.run(candidateFeed.tensors())) {
+            OrtSession.Result originalResult = run(originalSession, originalFeed, original, "original");
+            OrtSession.Result candidateResult = run(candidateSession, candidateFeed, candidate, "candidate")) {
           for (OutputComparison comparison : comparisons.values()) {
             addBatch(comparison, originalResult, candidateResult, (int) (to - from), batchLabels);
           }
@@ -150,6 +150,17 @@ public final class FidelityEvaluator implements AutoCloseable {
     } catch (OrtException e) {
       String message = hidePath(hidePath(e.getMessage(), original, "original"), candidate, "candidate");
       throw new EvaluationException("ONNX Runtime failed to run the models: " + message, e);
+    }
+  }
+
+  /** One run of one model, failing with a message that says which model failed. */
+  private static OrtSession.Result run(OrtSession session, BatchFeed feed, Path model, String role)
+      throws EvaluationException {
+    try {
+      return session.run(feed.tensors());
+    } catch (OrtException e) {
+      throw new EvaluationException(
+          "the " + role + " model failed in ONNX Runtime: " + hidePath(e.getMessage(), model, role), e);
     }
   }
 

@@ -247,6 +247,18 @@ class FidelityEvaluatorTest {
   }
 
   @Test
+  void candidateThatFailsAtRunTimeIsNamedInTheError() throws Exception {
+    Path failing = TestModels.write(
+        TestModels.withReshapeTo(TestModels.gemmClassifier(w, b), 5, CLASSES), dir, "failing.onnx");
+
+    assertThatThrownBy(() -> evaluator.compare(original, failing, dataset(), EvaluationOptions.defaults()))
+        .isInstanceOf(EvaluationException.class)
+        .hasMessageStartingWith("the candidate model failed in ONNX Runtime: ")
+        .hasMessageContaining("reshape")
+        .hasMessageNotContaining(dir.toString());
+  }
+
+  @Test
   void modelsWithDifferentOutputNamesAreRejected() throws Exception {
     ModelProto model = TestModels.gemmClassifier(w, b);
     var graph = model.getGraph().toBuilder();

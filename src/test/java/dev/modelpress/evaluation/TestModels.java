@@ -59,6 +59,25 @@ final class TestModels {
     return classifier.toBuilder().setGraph(graph).build();
   }
 
+  /**
+   * The classifier with its logits reshaped to a fixed shape: it loads, but fails at run time on a
+   * batch whose element count does not fit.
+   */
+  static ModelProto withReshapeTo(ModelProto classifier, long... shape) {
+    TensorProto.Builder target = TensorProto.newBuilder()
+        .setName("target_shape")
+        .setDataType(TensorProto.DataType.INT64_VALUE)
+        .addDims(shape.length);
+    for (long d : shape) {
+      target.addInt64Data(d);
+    }
+    GraphProto.Builder graph = classifier.getGraph().toBuilder().clearNode()
+        .addInitializer(target)
+        .addNode(node("Gemm", "gemm", new String[] {"x", "W", "B"}, "scores"))
+        .addNode(node("Reshape", "reshape", new String[] {"scores", "target_shape"}, "logits"));
+    return classifier.toBuilder().setGraph(graph).build();
+  }
+
   /** {@code y = Cast<float>(ids)} with {@code ids: INT64 [batch, n]}. */
   static ModelProto castToFloat(int n) {
     NodeProto cast = node("Cast", "cast", new String[] {"ids"}, "y").toBuilder()
