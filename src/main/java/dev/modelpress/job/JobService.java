@@ -6,6 +6,7 @@ import dev.modelpress.compression.SpecValidator;
 import dev.modelpress.compression.StepSpec;
 import dev.modelpress.dataset.DatasetEntity;
 import dev.modelpress.dataset.DatasetService;
+import dev.modelpress.evaluation.DatasetArrayInfo;
 import dev.modelpress.evaluation.InputCompatibility;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.model.ModelEntity;
@@ -85,8 +86,8 @@ public class JobService {
     if (request.getEvaluationDatasetId() != null) {
       DatasetEntity data = findReferenced(() -> datasets.get(request.getEvaluationDatasetId()),
           "evaluationDatasetId", "dataset", request.getEvaluationDatasetId());
-      List<InputCompatibility.DatasetArray> arrays = datasets.arrays(data).stream()
-          .map(a -> new InputCompatibility.DatasetArray(a.name(), a.dtype(), a.shape())).toList();
+      List<DatasetArrayInfo> arrays = datasets.arrays(data).stream()
+          .map(a -> DatasetArrayInfo.of(a.name(), a.dtype(), a.shape())).toList();
       InputCompatibility.check(summary.inputs(), arrays)
           .forEach(m -> errors.add(new ApiProblem.FieldError("evaluationDatasetId", m)));
     }
