@@ -247,7 +247,7 @@ class WeightQuantizerTest {
     for (int i = 0; i < K; i++) {
       eye[i * K + i] = 1f;
     }
-    try (OrtRunner ort = new OrtRunner(OnnxGraphBuilder.write(q, dir))) {
+    try (OrtRunner ort = OrtRunner.unfused(OnnxGraphBuilder.write(q, dir))) {
       return ort.run("y", "x", eye, K, K);
     }
   }

@@ -22,9 +22,24 @@ public final class OrtRunner implements AutoCloseable {
   private final OrtEnvironment env = OrtEnvironment.getEnvironment();
   private final OrtSession session;
 
+  /** A session with ONNX Runtime's default (all) graph optimizations. */
   public OrtRunner(Path model) {
-    try {
-      session = env.createSession(model.toString(), new OrtSession.SessionOptions());
+    this(model, OrtSession.SessionOptions.OptLevel.ALL_OPT);
+  }
+
+  /**
+   * A session that runs the operators as written: only BASIC optimizations (constant folding,
+   * redundancy elimination). EXTENDED ones fuse {@code DequantizeLinear -> MatMul} into an
+   * integer kernel whose arithmetic differs by ~2^-24, which hides what the graph itself decodes.
+   */
+  public static OrtRunner unfused(Path model) {
+    return new OrtRunner(model, OrtSession.SessionOptions.OptLevel.BASIC_OPT);
+  }
+
+  private OrtRunner(Path model, OrtSession.SessionOptions.OptLevel level) {
+    try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
+      options.setOptimizationLevel(level);
+      session = env.createSession(model.toString(), options);
     } catch (OrtException e) {
       throw new IllegalStateException("ONNX Runtime rejected " + model + ": " + e.getMessage(), e);
     }
