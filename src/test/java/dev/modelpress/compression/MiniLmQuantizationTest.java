@@ -21,17 +21,33 @@ class MiniLmQuantizationTest {
 
   @Test
   void perChannelSymmetricInt8KeepsEmbeddingsAndShrinksTheFileToAQuarter() throws Exception {
-    ModelProto original = OnnxModels.read(MiniLm.path());
-    PipelineResult r = OnnxPipeline.run(original,
+    PipelineResult r = OnnxPipeline.run(OnnxModels.read(MiniLm.path()),
         List.of(QuantizeSpec.int8(true, Granularity.CHANNEL)), Progress.NONE);
     // 36 MatMul weights and 3 embedding tables (Gather:0); biases and LayerNorm vectors stay float.
     assertThat(r.steps().get(0).tensors()).hasSize(39);
     // Opset 11 has no per-axis DequantizeLinear: the Cast/Mul chain is used and the opset kept.
     assertThat(Models.opTypes(r.model())).doesNotContain("DequantizeLinear");
     assertThat(OnnxModels.defaultOpset(r.model())).isEqualTo(11);
+    Measured m = measure(r.model(), "per-channel symmetric");
+    assertThat(m.sizeRatio()).isLessThanOrEqualTo(0.30);
+    assertThat(m.meanCosine()).isGreaterThanOrEqualTo(0.99);
+  }
 
-    Path out = dir.resolve("minilm-int8.onnx");
-    OnnxModels.write(r.model(), out);
+  @Test
+  void perTensorAsymmetricInt8UsesOpset11DequantizeLinearAndStillRuns() throws Exception {
+    PipelineResult r = OnnxPipeline.run(OnnxModels.read(MiniLm.path()),
+        List.of(QuantizeSpec.int8(false, Granularity.TENSOR)), Progress.NONE);
+    assertThat(Models.opTypes(r.model()).stream().filter("DequantizeLinear"::equals).count()).isEqualTo(39);
+    Measured m = measure(r.model(), "per-tensor asymmetric");
+    assertThat(m.sizeRatio()).isLessThanOrEqualTo(0.30);
+    assertThat(m.meanCosine()).isGreaterThanOrEqualTo(0.97);
+  }
+
+  record Measured(double sizeRatio, double meanCosine) {}
+
+  private Measured measure(ModelProto quantized, String label) throws Exception {
+    Path out = Files.createTempFile(dir, "minilm-int8", ".onnx");
+    OnnxModels.write(quantized, out);
     double ratio = (double) Files.size(out) / Files.size(MiniLm.path());
     OnnxModels.read(out);
 
@@ -48,9 +64,8 @@ class MiniLmQuantizationTest {
       }
     }
     double mean = sum / samples;
-    System.out.printf("MiniLM int8 per-channel symmetric: file %.1f%% of fp32, mean cosine %.5f, worst %.5f%n",
-        100 * ratio, mean, worst);
-    assertThat(ratio).isLessThanOrEqualTo(0.30);
-    assertThat(mean).isGreaterThanOrEqualTo(0.99);
+    System.out.printf("MiniLM int8 %s: file %.1f%% of fp32, mean cosine %.5f, worst %.5f%n",
+        label, 100 * ratio, mean, worst);
+    return new Measured(ratio, mean);
   }
 }

@@ -241,6 +241,32 @@ class WeightQuantizerTest {
     }
   }
 
+  @ParameterizedTest(name = "opset {0}")
+  @org.junit.jupiter.params.provider.ValueSource(longs = {11, 13})
+  void convTransposeWeightIsQuantizedPerOutputChannelOnAxisOne(long opset) {
+    // ConvTranspose W is [C_in=3, C_out=4, 3, 3]: output channels are axis 1.
+    ModelProto m = OnnxGraphBuilder.opset(opset).input("x", 1, 3, 5, 5)
+        .initializer("W", OnnxGraphBuilder.randomFloats(6, 3 * 4 * 9, 1f), 3, 4, 3, 3)
+        .node("ConvTranspose", List.of("x", "W"), List.of("y")).output("y").build();
+    ModelProto q = quantize(m, true, Granularity.CHANNEL);
+    assertThat(Models.floats(q, "W_scale")).hasSize(4);
+    assertThat(Models.initializer(q, "W_scale").getDimsList())
+        .containsExactly(opset >= 13 ? new Long[] {4L} : new Long[] {4L, 1L, 1L});
+    float[] x = OnnxGraphBuilder.randomFloats(12, 75, 1f);
+    try (OrtRunner a = new OrtRunner(OnnxGraphBuilder.write(m, dir));
+        OrtRunner b = new OrtRunner(OnnxGraphBuilder.write(q, dir))) {
+      float[] expected = a.run("y", "x", x, 1, 3, 5, 5);
+      float[] actual = b.run("y", "x", x, 1, 3, 5, 5);
+      assertThat(actual).hasSize(4 * 7 * 7);
+      double maxErr = 0;
+      for (int i = 0; i < expected.length; i++) {
+        maxErr = Math.max(maxErr, Math.abs(expected[i] - actual[i]));
+      }
+      // At most 27 inputs of |x| < 1 times scale/2 < 1/254 each.
+      assertThat(maxErr).isLessThan(27 / 254.0).isPositive();
+    }
+  }
+
   /** Runs x = identity through a [K, N] MatMul model, which returns the decoded weight exactly. */
   private float[] decodeWithIdentity(ModelProto q) {
     float[] eye = new float[K * K];
