@@ -33,6 +33,9 @@ public final class MiniLm {
   /** The model's output: one 384-wide vector per token. */
   public static final String OUTPUT = "last_hidden_state";
 
+  /** Width of the hidden states and sentence embeddings. */
+  public static final int HIDDEN = 384;
+
   private static final String MODEL_RESOURCE = "/all-minilm-l6-v2.onnx";
   private static final String TOKENIZER_RESOURCE = "/all-minilm-l6-v2-tokenizer.json";
 
@@ -260,4 +263,30 @@ public final class MiniLm {
       "Snow fell quietly on the empty streets of the village throughout the long winter night, "
           + "covering the parked cars, the church steps and the frozen fountain in the square.",
       "Why?");
+
+  /** The model as a file (same as {@link #modelFile()}). */
+  public static Path path() {
+    return modelFile();
+  }
+
+  /**
+   * A batch-of-one input: [CLS], {@code length - 2} random word-piece ids, [SEP]; attention mask
+   * all ones, token types all zero.
+   */
+  public static java.util.Map<String, OrtRunner.Input> randomInput(java.util.Random random, int length) {
+    long[] ids = new long[length];
+    long[] mask = new long[length];
+    long[] types = new long[length];
+    ids[0] = 101;
+    ids[length - 1] = 102;
+    for (int i = 1; i < length - 1; i++) {
+      ids[i] = 1996 + random.nextInt(28000);
+    }
+    java.util.Arrays.fill(mask, 1);
+    java.util.Map<String, OrtRunner.Input> in = new java.util.LinkedHashMap<>();
+    in.put("input_ids", new OrtRunner.Input(ids, 1, length));
+    in.put("attention_mask", new OrtRunner.Input(mask, 1, length));
+    in.put("token_type_ids", new OrtRunner.Input(types, 1, length));
+    return in;
+  }
 }

@@ -157,7 +157,7 @@ class EndToEndTest {
     assertThat(zeros / (double) total).isCloseTo(0.3, org.assertj.core.data.Offset.offset(0.01));
     // And the pruned model still runs.
     float[][] embeddings = MiniLm.sentenceEmbeddings(downloaded, MiniLm.encode(MiniLm.sentences().subList(0, 4), 32));
-    assertThat(embeddings[0]).hasSize(MiniLm.HIDDEN_SIZE);
+    assertThat(embeddings[0]).hasSize(MiniLm.HIDDEN);
   }
 
   @Test

@@ -1,0 +1,286 @@
+package dev.modelpress.compression;
+
+import dev.modelpress.format.TensorInfo;
+import dev.modelpress.format.onnx.OnnxModels;
+import dev.modelpress.format.onnx.OnnxTensors;
+import dev.modelpress.model.onnx.proto.OnnxProto.AttributeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.ValueInfoProto;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Applies prune and quantize steps, in order, to the initializers of an ONNX model's main graph.
+ *
+ * <p>The input model is never changed (protobuf messages are immutable; each step builds a new
+ * one), so a failed or cancelled run leaves nothing half-done. Work is one tensor at a time: a
+ * tensor is decoded to {@code float[]}, transformed and encoded again before the next one is
+ * touched; {@link Progress} is called between tensors and may cancel.
+ */
+public final class OnnxPipeline {
+
+  private OnnxPipeline() {}
+
+  /**
+   * Runs the steps.
+   *
+   * @throws CompressionException if a step selects nothing, meets an unsupported tensor type, or a
+   *     selected tensor holds NaN or infinity
+   * @throws CompressionCancelledException if {@code progress} cancels
+   */
+  public static PipelineResult run(ModelProto model, List<StepSpec> steps, Progress progress) {
+    ModelProto current = model;
+    List<StepReport> reports = new ArrayList<>();
+    for (int i = 0; i < steps.size(); i++) {
+      StepSpec step = steps.get(i);
+      List<TensorInfo> selected = select(current, step, i);
+      StepRun run = new StepRun(i, steps.size(), step.type(), progress);
+      StepReport report = switch (step) {
+        case PruneSpec p -> {
+          GraphProto.Builder g = current.getGraph().toBuilder();
+          List<TensorReport> tensors = prune(g, selected, p, run);
+          current = current.toBuilder().setGraph(g).build();
+          yield new StepReport(i, step.type(), pruneSummary(p, tensors), tensors);
+        }
+        case QuantizeSpec q -> {
+          List<TensorReport> tensors = new ArrayList<>();
+          current = quantize(current, selected, q, run, tensors);
+          yield new StepReport(i, step.type(), quantizeSummary(q, tensors), tensors);
+        }
+      };
+      reports.add(report);
+    }
+    return new PipelineResult(current, reports);
+  }
+
+  /** Progress for one step, counting items. */
+  private record StepRun(int index, int steps, String type, Progress progress) {
+    void at(int item, int items, String message) {
+      progress.update(index, steps, type, item, items, message);
+    }
+  }
+
+  private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
+    List<TensorInfo> selected =
+        TensorSelector.select(OnnxModels.summarize(model).tensors(), step.include(), step.exclude());
+    if (selected.isEmpty()) {
+      throw new CompressionException("step " + index + " (" + step.type() + ") selects no tensor");
+    }
+    for (TensorInfo t : selected) {
+      String why = TensorSelector.unsupportedType(step, t);
+      if (why != null) {
+        throw new CompressionException("step " + index + ": " + why);
+      }
+    }
+    return selected;
+  }
+
+  private static Map<String, Integer> initializerIndex(GraphProto.Builder g) {
+    Map<String, Integer> index = new HashMap<>();
+    for (int i = 0; i < g.getInitializerCount(); i++) {
+      index.put(g.getInitializer(i).getName(), i);
+    }
+    return index;
+  }
+
+  // ---- pruning ----------------------------------------------------------------------------
+
+  private static List<TensorReport> prune(GraphProto.Builder g, List<TensorInfo> selected, PruneSpec spec, StepRun run) {
+    Map<String, Integer> index = initializerIndex(g);
+    int n = selected.size();
+    MagnitudePruner.Cut globalCut = null;
+    int items = n;
+    int offset = 0;
+    if (spec.threshold() == null && spec.scope() == PruneSpec.Scope.GLOBAL) {
+      // Two counting passes over all tensors find one exact threshold over their union.
+      items = 3 * n;
+      MagnitudePruner.Rank rank = new MagnitudePruner.Rank();
+      long total = 0;
+      for (int j = 0; j < n; j++) {
+        run.at(j, items, "measuring " + selected.get(j).name());
+        float[] w = load(g, index, selected.get(j));
+        MagnitudePruner.requireFinite(selected.get(j).name(), w);
+        rank.countCoarse(w);
+        total += w.length;
+      }
+      long k = (long) Math.floor(spec.sparsity() * total);
+      if (k > 0) {
+        rank.chooseBucket(k);
+        for (int j = 0; j < n; j++) {
+          run.at(n + j, items, "measuring " + selected.get(j).name());
+          rank.countFine(load(g, index, selected.get(j)));
+        }
+        globalCut = rank.cut(k);
+      }
+      offset = 2 * n;
+    }
+    List<TensorReport> reports = new ArrayList<>();
+    for (int j = 0; j < n; j++) {
+      TensorInfo info = selected.get(j);
+      run.at(offset + j, items, "pruning " + info.name());
+      int at = index.get(info.name());
+      TensorProto original = g.getInitializer(at);
+      float[] w = OnnxTensors.toFloats(original);
+      MagnitudePruner.requireFinite(info.name(), w);
+      float[] before = w.clone();
+      if (spec.threshold() != null) {
+        MagnitudePruner.pruneAtOrBelow(w, spec.threshold());
+      } else if (spec.scope() == PruneSpec.Scope.LAYER) {
+        MagnitudePruner.pruneSmallest(w, (long) Math.floor(spec.sparsity() * w.length));
+      } else if (globalCut != null) {
+        globalCut.apply(w);
+      }
+      ErrorStats stats = new ErrorStats();
+      for (int i = 0; i < w.length; i++) {
+        stats.add(before[i], w[i]);
+      }
+      TensorProto pruned = OnnxTensors.withFloats(original, w);
+      g.setInitializer(at, pruned);
+      long bytes = pruned.getRawData().size();
+      reports.add(new TensorReport(info.name(), info.shape(), w.length, bytes, bytes,
+          stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), null, null));
+    }
+    run.at(items, items, "pruned " + n + " tensors");
+    return reports;
+  }
+
+  private static float[] load(GraphProto.Builder g, Map<String, Integer> index, TensorInfo t) {
+    return OnnxTensors.toFloats(g.getInitializer(index.get(t.name())));
+  }
+
+  private static String pruneSummary(PruneSpec spec, List<TensorReport> tensors) {
+    long params = 0;
+    double zeros = 0;
+    for (TensorReport t : tensors) {
+      params += t.parameters();
+      zeros += t.sparsityAfter() * t.parameters();
+    }
+    String how = spec.threshold() != null
+        ? "|w| <= " + spec.threshold()
+        : String.format(Locale.ROOT, "%s sparsity %.4f", spec.scope().name().toLowerCase(Locale.ROOT), spec.sparsity());
+    return String.format(Locale.ROOT, "magnitude pruning (%s) of %d tensors: %d of %d weights are now zero (%.2f%%)",
+        how, tensors.size(), Math.round(zeros), params, params == 0 ? 0 : 100 * zeros / params);
+  }
+
+  // ---- quantization -----------------------------------------------------------------------
+
+  private static ModelProto quantize(ModelProto model, List<TensorInfo> selected, QuantizeSpec spec, StepRun run,
+      List<TensorReport> reports) {
+    GraphProto graph = model.getGraph();
+    Map<String, Integer> axes = channelAxes(graph);
+    QdqWriter writer = new QdqWriter(graph, OnnxModels.defaultOpset(model));
+    Map<String, Integer> index = new HashMap<>();
+    for (int i = 0; i < graph.getInitializerCount(); i++) {
+      index.put(graph.getInitializer(i).getName(), i);
+    }
+    Map<String, List<TensorProto>> replacements = new HashMap<>();
+    List<NodeProto> decoders = new ArrayList<>();
+    boolean perChannel = spec.granularity() == QuantizeSpec.Granularity.CHANNEL;
+    int n = selected.size();
+    for (int j = 0; j < n; j++) {
+      TensorInfo info = selected.get(j);
+      run.at(j, n, "quantizing " + info.name());
+      TensorProto original = graph.getInitializer(index.get(info.name()));
+      float[] w = OnnxTensors.toFloats(original);
+      MagnitudePruner.requireFinite(info.name(), w);
+      long[] shape = info.shape().stream().mapToLong(Long::longValue).toArray();
+      if (perChannel && shape.length == 0) {
+        throw new CompressionException("tensor '" + info.name() + "' is a scalar; it has no channel axis");
+      }
+      int axis = perChannel ? axes.getOrDefault(info.name(), 0) : -1;
+      ErrorStats stats = new ErrorStats();
+      WeightQuantizer.Quantized q = WeightQuantizer.quantize(w, shape, axis, spec.symmetric(), stats);
+      QdqWriter.Emitted emitted = writer.emit(original, q);
+      replacements.put(info.name(), emitted.initializers());
+      decoders.addAll(emitted.nodes());
+      reports.add(new TensorReport(info.name(), info.shape(), w.length, 4L * w.length, emitted.bytes(),
+          stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), spec.bits(),
+          spec.granularity().name()));
+    }
+    run.at(n, n, "quantized " + n + " tensors");
+
+    GraphProto.Builder g = graph.toBuilder().clearInitializer().clearNode().clearInput();
+    for (TensorProto t : graph.getInitializerList()) {
+      List<TensorProto> r = replacements.get(t.getName());
+      if (r == null) {
+        g.addInitializer(t);
+      } else {
+        g.addAllInitializer(r);
+      }
+    }
+    // The decoders read only initializers, so placing them first keeps the graph topologically
+    // sorted whatever order the original nodes were in.
+    g.addAllNode(decoders).addAllNode(graph.getNodeList());
+    for (ValueInfoProto v : graph.getInputList()) {
+      // Before IR 4 initializers were also graph inputs; a decoded weight must not be one, or
+      // the graph would have two producers for its name.
+      if (!replacements.containsKey(v.getName())) {
+        g.addInput(v);
+      }
+    }
+    return model.toBuilder().setGraph(g).build();
+  }
+
+  /**
+   * The output-channel axis of each initializer, from its first consumer that has one: MatMul
+   * weight [.., K, N] the last axis; Gemm B axis 1 (0 with transB); Gemm A axis 0 (1 with
+   * transA); Conv W axis 0; ConvTranspose W axis 1 (its layout is [C_in, C_out/group, ...]);
+   * Gather data axis 0 (one scale per embedding row). Other uses: axis 0.
+   */
+  static Map<String, Integer> channelAxes(GraphProto graph) {
+    Map<String, Integer> rank = new HashMap<>();
+    for (TensorProto t : graph.getInitializerList()) {
+      rank.put(t.getName(), t.getDimsCount());
+    }
+    Map<String, Integer> axes = new HashMap<>();
+    for (NodeProto node : graph.getNodeList()) {
+      for (int i = 0; i < node.getInputCount(); i++) {
+        String name = node.getInput(i);
+        Integer r = rank.get(name);
+        if (r == null || r == 0 || axes.containsKey(name)) {
+          continue;
+        }
+        Integer axis = switch (node.getOpType() + ":" + i) {
+          case "MatMul:1" -> r - 1;
+          case "MatMul:0" -> Math.max(0, r - 2);
+          case "Gemm:1" -> intAttribute(node, "transB") == 1 ? 0 : 1;
+          case "Gemm:0" -> intAttribute(node, "transA") == 1 ? 1 : 0;
+          case "Conv:1", "Gather:0" -> 0;
+          case "ConvTranspose:1" -> r >= 2 ? 1 : 0;
+          default -> null;
+        };
+        if (axis != null && axis < r) {
+          axes.put(name, axis);
+        }
+      }
+    }
+    return axes;
+  }
+
+  private static long intAttribute(NodeProto node, String name) {
+    for (AttributeProto a : node.getAttributeList()) {
+      if (a.getName().equals(name)) {
+        return a.getI();
+      }
+    }
+    return 0;
+  }
+
+  private static String quantizeSummary(QuantizeSpec spec, List<TensorReport> tensors) {
+    long before = 0;
+    long after = 0;
+    for (TensorReport t : tensors) {
+      before += t.bytesBefore();
+      after += t.bytesAfter();
+    }
+    return String.format(Locale.ROOT, "int8 weight quantization (%s, per %s) of %d tensors: %d -> %d bytes (%.1f%%)",
+        spec.symmetric() ? "symmetric" : "asymmetric", spec.granularity().name().toLowerCase(Locale.ROOT),
+        tensors.size(), before, after, before == 0 ? 0 : 100.0 * after / before);
+  }
+}

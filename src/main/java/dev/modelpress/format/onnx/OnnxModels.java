@@ -1,0 +1,345 @@
+package dev.modelpress.format.onnx;
+
+import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.ExtensionRegistryLite;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.modelpress.format.FormatException;
+import dev.modelpress.format.ModelSummary;
+import dev.modelpress.format.TensorInfo;
+import dev.modelpress.format.ValueInfo;
+import dev.modelpress.model.onnx.proto.OnnxProto.AttributeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.FunctionProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.OperatorSetIdProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.SparseTensorProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.StringStringEntryProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.TensorShapeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.TypeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.ValueInfoProto;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads, validates, writes and summarizes single-file ONNX models.
+ *
+ * <p>Reading memory-maps the file and parses with aliasing, so tensor {@code raw_data} stays a
+ * view of the mapping rather than a heap copy: heap use is the graph structure, not the weights.
+ * Every tensor is then checked against its declared dims, so later code can trust sizes.
+ * Nesting depth (subgraphs inside {@code If}/{@code Loop} attributes) is bounded by protobuf's
+ * recursion limit of 100 message levels, which the parser enforces; the validation walk recurses
+ * only as deep as the parsed message, so it is bounded by the same limit.
+ */
+public final class OnnxModels {
+
+  /** The protobuf wire format addresses at most 2 GiB; larger models need external data. */
+  static final long MAX_FILE_BYTES = Integer.MAX_VALUE;
+
+  private OnnxModels() {}
+
+  /**
+   * Memory-maps and parses an ONNX file, then validates it.
+   *
+   * @throws FormatException if the file is empty, too large, not protobuf, not an ONNX model, or
+   *     holds a tensor whose data does not match its dims or type, or stored externally
+   */
+  public static ModelProto read(Path file) throws FormatException {
+    ModelProto model;
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+      long size = ch.size();
+      if (size == 0) {
+        throw new FormatException("not an ONNX model: the file is empty");
+      }
+      if (size > MAX_FILE_BYTES) {
+        throw new FormatException(
+            "ONNX file is " + size + " bytes; a single-file ONNX model must be under 2 GiB "
+                + "(larger models keep weights in external data files, which are not supported yet)");
+      }
+      MappedByteBuffer mapped = ch.map(FileChannel.MapMode.READ_ONLY, 0, size);
+      CodedInputStream in = CodedInputStream.newInstance(mapped);
+      in.enableAliasing(true);
+      try {
+        model = ModelProto.parser().parseFrom(in, ExtensionRegistryLite.getEmptyRegistry());
+      } catch (InvalidProtocolBufferException e) {
+        throw new FormatException(
+            "ONNX parse failed near byte " + in.getTotalBytesRead() + " of " + size + ": " + e.getMessage(), e);
+      }
+    } catch (IOException e) {
+      throw new FormatException("ONNX file could not be read: " + e.getClass().getSimpleName(), e);
+    }
+    validate(model);
+    return model;
+  }
+
+  /** Writes the model to {@code file}, streaming through a fixed-size buffer. */
+  public static void write(ModelProto model, Path file) throws IOException {
+    try (OutputStream out = Files.newOutputStream(file)) {
+      CodedOutputStream coded = CodedOutputStream.newInstance(out, 1 << 16);
+      model.writeTo(coded);
+      coded.flush();
+    }
+  }
+
+  /** Checks that a parsed message is an ONNX model whose tensors are all readable. */
+  static void validate(ModelProto model) throws FormatException {
+    if (model.getIrVersion() <= 0) {
+      throw new FormatException("not an ONNX model: ir_version is missing or not positive");
+    }
+    if (model.getOpsetImportCount() == 0) {
+      throw new FormatException("not an ONNX model: no opset_import");
+    }
+    if (!model.hasGraph()) {
+      throw new FormatException("not an ONNX model: no graph");
+    }
+    if (model.getGraph().getNodeCount() == 0) {
+      throw new FormatException("not an ONNX model: the graph has no nodes");
+    }
+    validateGraph(model.getGraph());
+    for (FunctionProto f : model.getFunctionsList()) {
+      for (NodeProto n : f.getNodeList()) {
+        validateNode(n);
+      }
+    }
+  }
+
+  private static void validateGraph(GraphProto g) throws FormatException {
+    for (TensorProto t : g.getInitializerList()) {
+      validateTensor(t, "initializer '" + t.getName() + "'");
+    }
+    for (SparseTensorProto s : g.getSparseInitializerList()) {
+      validateTensor(s.getValues(), "sparse initializer '" + s.getValues().getName() + "' values");
+      validateTensor(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "' indices");
+    }
+    for (NodeProto n : g.getNodeList()) {
+      validateNode(n);
+    }
+  }
+
+  private static void validateNode(NodeProto n) throws FormatException {
+    for (AttributeProto a : n.getAttributeList()) {
+      String where = "attribute '" + a.getName() + "' of node '" + nodeLabel(n) + "'";
+      if (a.hasT()) {
+        validateTensor(a.getT(), where);
+      }
+      for (TensorProto t : a.getTensorsList()) {
+        validateTensor(t, where);
+      }
+      if (a.hasSparseTensor()) {
+        validateTensor(a.getSparseTensor().getValues(), where + " values");
+        validateTensor(a.getSparseTensor().getIndices(), where + " indices");
+      }
+      if (a.hasG()) {
+        validateGraph(a.getG());
+      }
+      for (GraphProto g : a.getGraphsList()) {
+        validateGraph(g);
+      }
+    }
+  }
+
+  private static String nodeLabel(NodeProto n) {
+    if (!n.getName().isEmpty()) {
+      return n.getName();
+    }
+    return n.getOpType() + (n.getOutputCount() > 0 ? " -> " + n.getOutput(0) : "");
+  }
+
+  /** Element storage of one ONNX data type: bits per element and which typed field holds it. */
+  private record Layout(int bits, char field, int valuesPerElement) {}
+
+  private static Layout layout(int dataType) {
+    return switch (TensorProto.DataType.forNumber(dataType)) {
+      case null -> null;
+      case FLOAT -> new Layout(32, 'f', 1);
+      case UINT8, INT8, BOOL, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ -> new Layout(8, 'i', 1);
+      case UINT16, INT16, FLOAT16, BFLOAT16 -> new Layout(16, 'i', 1);
+      case INT32 -> new Layout(32, 'i', 1);
+      case INT64 -> new Layout(64, 'l', 1);
+      case STRING -> new Layout(0, 's', 1);
+      case DOUBLE -> new Layout(64, 'd', 1);
+      case UINT32 -> new Layout(32, 'u', 1);
+      case UINT64 -> new Layout(64, 'u', 1);
+      case COMPLEX64 -> new Layout(64, 'f', 2);
+      case COMPLEX128 -> new Layout(128, 'd', 2);
+      // Packed two to a byte in raw_data, two to an int32_data entry otherwise.
+      case UINT4, INT4, FLOAT4E2M1 -> new Layout(4, 'i', 0);
+      case UNDEFINED -> null;
+    };
+  }
+
+  private static void validateTensor(TensorProto t, String where) throws FormatException {
+    String name = t.getName().isEmpty() ? where : "tensor '" + t.getName() + "' (" + where + ")";
+    if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL || t.getExternalDataCount() > 0) {
+      throw new FormatException(
+          name + " keeps its data in an external file; external data is not supported in a "
+              + "single-file upload yet");
+    }
+    Layout layout = layout(t.getDataType());
+    if (layout == null) {
+      throw new FormatException(
+          name + " has unsupported data_type " + OnnxTensors.dataTypeName(t.getDataType()));
+    }
+    for (int i = 0; i < t.getDimsCount(); i++) {
+      if (t.getDims(i) < 0) {
+        throw new FormatException(name + " has negative dimension " + t.getDims(i) + " at index " + i);
+      }
+    }
+    long n = OnnxTensors.elementCount(t.getDimsList());
+    if (n < 0) {
+      throw new FormatException(name + " declares dims " + t.getDimsList() + " whose product overflows");
+    }
+    String type = OnnxTensors.dataTypeName(t.getDataType());
+    if (t.hasRawData()) {
+      if (layout.field == 's') {
+        throw new FormatException(name + " is STRING but stores raw_data");
+      }
+      long expected = n > Long.MAX_VALUE / 128 ? -1 : (n * layout.bits + 7) / 8;
+      if (expected != t.getRawData().size()) {
+        throw new FormatException(
+            name + " declares dims " + t.getDimsList() + " of " + type + " = " + expected
+                + " bytes but raw_data holds " + t.getRawData().size() + " bytes");
+      }
+      return;
+    }
+    long expected = layout.valuesPerElement == 0 ? (n + 1) / 2 : n * layout.valuesPerElement;
+    int actual;
+    String field;
+    switch (layout.field) {
+      case 'f' -> { actual = t.getFloatDataCount(); field = "float_data"; }
+      case 'i' -> { actual = t.getInt32DataCount(); field = "int32_data"; }
+      case 'l' -> { actual = t.getInt64DataCount(); field = "int64_data"; }
+      case 'd' -> { actual = t.getDoubleDataCount(); field = "double_data"; }
+      case 'u' -> { actual = t.getUint64DataCount(); field = "uint64_data"; }
+      default -> { actual = t.getStringDataCount(); field = "string_data"; }
+    }
+    if (expected != actual) {
+      throw new FormatException(
+          name + " declares dims " + t.getDimsList() + " of " + type + " = " + expected + " values but "
+              + field + " holds " + actual);
+    }
+  }
+
+  /**
+   * What the model holds: initializers with their consumers, graph inputs (without initializers)
+   * and outputs, opsets, IR version, producer and metadata. {@code parameterCount} counts the
+   * elements of all non-string initializers of the main graph plus the {@code value} tensors of
+   * its {@code Constant} nodes.
+   */
+  public static ModelSummary summarize(ModelProto model) {
+    GraphProto g = model.getGraph();
+    Set<String> initializerNames = new HashSet<>();
+    for (TensorProto t : g.getInitializerList()) {
+      initializerNames.add(t.getName());
+    }
+    Map<String, Set<String>> consumers = new LinkedHashMap<>();
+    long parameters = 0;
+    for (NodeProto n : g.getNodeList()) {
+      for (int i = 0; i < n.getInputCount(); i++) {
+        if (initializerNames.contains(n.getInput(i))) {
+          consumers.computeIfAbsent(n.getInput(i), k -> new LinkedHashSet<>()).add(n.getOpType() + ":" + i);
+        }
+      }
+      if (n.getOpType().equals("Constant") && n.getDomain().isEmpty()) {
+        for (AttributeProto a : n.getAttributeList()) {
+          if (a.getName().equals("value") && a.hasT()) {
+            parameters += parameterCount(a.getT());
+          }
+        }
+      }
+    }
+    List<TensorInfo> tensors = new ArrayList<>(g.getInitializerCount());
+    for (TensorProto t : g.getInitializerList()) {
+      parameters += parameterCount(t);
+      tensors.add(new TensorInfo(
+          t.getName(),
+          OnnxTensors.dataTypeName(t.getDataType()),
+          t.getDimsList(),
+          List.copyOf(consumers.getOrDefault(t.getName(), Set.of()))));
+    }
+    List<ValueInfo> inputs = new ArrayList<>();
+    for (ValueInfoProto v : g.getInputList()) {
+      if (!initializerNames.contains(v.getName())) {
+        inputs.add(valueInfo(v));
+      }
+    }
+    List<ValueInfo> outputs = g.getOutputList().stream().map(OnnxModels::valueInfo).toList();
+    Map<String, Long> opsets = new LinkedHashMap<>();
+    for (OperatorSetIdProto o : model.getOpsetImportList()) {
+      String domain = o.getDomain().equals("ai.onnx") ? "" : o.getDomain();
+      opsets.put(domain, o.getVersion());
+    }
+    String producer = (model.getProducerName() + " " + model.getProducerVersion()).trim();
+    Map<String, String> metadata = new LinkedHashMap<>();
+    for (StringStringEntryProto e : model.getMetadataPropsList()) {
+      metadata.put(e.getKey(), e.getValue());
+    }
+    return new ModelSummary(
+        "onnx",
+        parameters,
+        tensors,
+        inputs,
+        outputs,
+        opsets,
+        model.getIrVersion(),
+        producer.isEmpty() ? null : producer,
+        metadata);
+  }
+
+  /** The ai.onnx opset the model imports, or 0 if it imports none. */
+  public static long defaultOpset(ModelProto model) {
+    for (OperatorSetIdProto o : model.getOpsetImportList()) {
+      if (o.getDomain().isEmpty() || o.getDomain().equals("ai.onnx")) {
+        return o.getVersion();
+      }
+    }
+    return 0;
+  }
+
+  private static long parameterCount(TensorProto t) {
+    if (t.getDataType() == TensorProto.DataType.STRING_VALUE) {
+      return 0;
+    }
+    return Math.max(0, OnnxTensors.elementCount(t.getDimsList()));
+  }
+
+  private static ValueInfo valueInfo(ValueInfoProto v) {
+    TypeProto type = v.getType();
+    if (!type.hasTensorType()) {
+      String kind = switch (type.getValueCase()) {
+        case SEQUENCE_TYPE -> "SEQUENCE";
+        case MAP_TYPE -> "MAP";
+        case OPTIONAL_TYPE -> "OPTIONAL";
+        case SPARSE_TENSOR_TYPE -> "SPARSE_TENSOR";
+        default -> "UNDEFINED";
+      };
+      return new ValueInfo(v.getName(), kind, List.of());
+    }
+    TypeProto.Tensor tensor = type.getTensorType();
+    List<String> shape = new ArrayList<>();
+    for (TensorShapeProto.Dimension d : tensor.getShape().getDimList()) {
+      if (d.hasDimValue()) {
+        shape.add(Long.toString(d.getDimValue()));
+      } else if (d.hasDimParam() && !d.getDimParam().isEmpty()) {
+        shape.add(d.getDimParam());
+      } else {
+        shape.add("?");
+      }
+    }
+    return new ValueInfo(v.getName(), OnnxTensors.dataTypeName(tensor.getElemType()), shape);
+  }
+}
