@@ -75,5 +75,4 @@ public final class NpzWriter {
       Files.deleteIfExists(temp);
     }
   }
-
 }
