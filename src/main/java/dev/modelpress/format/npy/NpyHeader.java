@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The parsed header of a {@code .npy} array: element type and C-order shape.
@@ -19,7 +20,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
   static NpyHeader parse(String name, String text) throws FormatException {
     String array = "array " + NdArrays.quote(name);
     Map<String, Object> dict = new Parser(array, text).dict();
-    if (!dict.keySet().equals(java.util.Set.of("descr", "fortran_order", "shape"))) {
+    if (!dict.keySet().equals(Set.of("descr", "fortran_order", "shape"))) {
       throw new FormatException(
           array
               + ": npy header must have exactly the keys descr, fortran_order and shape, has "
@@ -31,11 +32,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
     if (!(dict.get("fortran_order") instanceof Boolean fortran)) {
       throw new FormatException(array + ": npy header fortran_order is not True or False");
     }
-    Object descr = dict.get("descr");
-    if (descr instanceof List<?>) {
-      throw new FormatException(array + ": structured dtypes (records with fields) are not supported");
-    }
-    if (!(descr instanceof String descriptor)) {
+    if (!(dict.get("descr") instanceof String descriptor)) {
       throw new FormatException(array + ": npy header descr is not a string");
     }
     DType dtype = dtype(array, descriptor);
@@ -129,7 +126,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
     return dtype;
   }
 
-  /** A recursive-descent parser for the dict literal; values are String, Boolean, long[], List. */
+  /** A recursive-descent parser for the dict literal; values are String, Boolean or long[]. */
   private static final class Parser {
     private final String array;
     private final String s;
@@ -150,7 +147,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
         skipSpace();
         expect(':');
         skipSpace();
-        Object value = value();
+        Object value = value(key);
         if (dict.put(key, value) != null) {
           throw error("duplicate key '" + NdArrays.abbreviate(key) + "'");
         }
@@ -170,7 +167,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
       return dict;
     }
 
-    private Object value() throws FormatException {
+    private Object value(String key) throws FormatException {
       char c = peek();
       if (c == '\'' || c == '"') {
         return string();
@@ -178,9 +175,10 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
       if (c == '(') {
         return tuple();
       }
-      if (c == '[') {
-        // Structured dtypes are lists of fields; only their presence matters.
-        return List.of();
+      if (c == '[' && key.equals("descr")) {
+        // A list of fields: a structured (record) dtype, which has no place in model inputs.
+        throw new FormatException(
+            array + ": structured dtypes (records with fields) are not supported");
       }
       if (s.startsWith("True", at)) {
         at += 4;
