@@ -54,6 +54,21 @@ class ProblemHandler extends ResponseEntityExceptionHandler {
     return respond(Problems.of(kind, detail, List.of(new ApiProblem.FieldError(e.getName(), "invalid value"))), request);
   }
 
+  @ExceptionHandler(jakarta.validation.ConstraintViolationException.class)
+  ResponseEntity<ProblemDetail> constraintViolation(jakarta.validation.ConstraintViolationException e,
+      WebRequest request) {
+    List<ApiProblem.FieldError> errors = e.getConstraintViolations().stream()
+        .map(v -> new ApiProblem.FieldError(lastNode(v.getPropertyPath().toString()), v.getMessage()))
+        .toList();
+    String detail = errors.isEmpty() ? "invalid parameter" : errors.getFirst().field() + ": " + errors.getFirst().message();
+    return respond(Problems.of(ApiProblem.Kind.INVALID_PARAMETER, detail, errors), request);
+  }
+
+  private static String lastNode(String path) {
+    int dot = path.lastIndexOf('.');
+    return dot < 0 ? path : path.substring(dot + 1);
+  }
+
   @ExceptionHandler(Exception.class)
   ResponseEntity<ProblemDetail> unexpected(Exception e, WebRequest request) {
     String incident = UUID.randomUUID().toString();

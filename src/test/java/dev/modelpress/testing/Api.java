@@ -60,7 +60,9 @@ public final class Api {
 
   public Response postFile(String path, Path file) {
     try {
+      // Expect: 100-continue lets the server refuse an oversized body before it is sent, as curl does.
       return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/octet-stream")
+          .expectContinue(true)
           .POST(HttpRequest.BodyPublishers.ofFile(file)));
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
