@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.UUID;
 import java.util.function.BiFunction;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
@@ -116,11 +117,15 @@ public final class SafetensorsWriter implements AutoCloseable {
     }
     byte[] header = header(declared, metadata);
 
-    Path dir = target.toAbsolutePath().getParent();
-    Path temp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".partial");
+    // Beside the target so the final move is a rename; not createTempFile, whose owner-only
+    // permissions would carry over to the result.
+    Path temp =
+        target
+            .toAbsolutePath()
+            .resolveSibling("." + target.getFileName() + "." + UUID.randomUUID() + ".partial");
     FileChannel channel = null;
     try {
-      channel = FileChannel.open(temp, StandardOpenOption.WRITE);
+      channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
       ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
       length.putLong(0, header.length);
       writeFully(channel, length);

@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.NoSuchElementException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,6 +55,30 @@ class SafetensorsFileTest {
       assertThat(Float.float16ToFloat(bias.getShort(4))).isEqualTo(0.5f);
 
       assertThat(f.metadata()).containsEntry("format", "pt").containsEntry("source", "generate.py");
+    }
+  }
+
+  @Test
+  void readsFileWrittenByTheReferenceImplementation() throws Exception {
+    // Written by the safetensors package 0.8.0 (save_file), which orders tensors by alignment.
+    try (SafetensorsFile f = SafetensorsFile.open(fixture("reference_written.safetensors"))) {
+      assertThat(f.entries())
+          .extracting(Entry::name)
+          .containsExactly("ids", "embed.weight", "half", "mask");
+      assertThat(f.entries().getFirst().offset() % 8).as("aligned data start").isZero();
+      ByteBuffer ids = f.tensorData("ids");
+      assertThat(ids.getLong(0)).isEqualTo(1);
+      assertThat(ids.getLong(8)).isEqualTo(-1);
+      assertThat(ids.getLong(16)).isEqualTo(1L << 33);
+      float[] embed = new float[8];
+      f.tensorData("embed.weight").asFloatBuffer().get(embed);
+      assertThat(embed).containsExactly(-4f, -3f, -2f, -1f, 0f, 1f, 2f, 3f);
+      assertThat(f.entry("embed.weight").shape()).containsExactly(2L, 4L);
+      assertThat(Float.float16ToFloat(f.tensorData("half").getShort(2))).isEqualTo(-8f);
+      assertThat(f.entry("mask").dtype()).isEqualTo(SafetensorsDtype.BOOL);
+      ByteBuffer mask = f.tensorData("mask");
+      assertThat(new byte[] {mask.get(0), mask.get(1), mask.get(2)}).containsExactly(1, 0, 1);
+      assertThat(f.metadata()).isEqualTo(Map.of("format", "np"));
     }
   }
 
