@@ -28,8 +28,8 @@ public final class NpzWriter {
   /**
    * Writes the archive.
    *
-   * @throws IllegalArgumentException an array name is unsafe or used twice, or an array's data
-   *     does not match its shape
+   * @throws IllegalArgumentException an array name is unsafe or used twice, or an array's data does
+   *     not match its shape
    */
   public static void write(Path file, List<NdArray> arrays, boolean compressed) throws IOException {
     Set<String> names = new HashSet<>();

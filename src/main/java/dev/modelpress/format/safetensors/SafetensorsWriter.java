@@ -31,10 +31,10 @@ import tools.jackson.databind.node.ObjectNode;
  * Writes a safetensors file tensor by tensor, so heap use does not grow with the model.
  *
  * <p>All tensors are declared up front, which fixes the header; then each tensor's bytes are
- * written in declared order, in as many {@link #write} calls or through a {@link #tensorStream}
- * as convenient. Each tensor must get exactly its byte count. The file is written beside the
- * target under a temporary name and moved into place by {@link #close} only when every tensor is
- * complete, so a failure never leaves a half-written file at the target.
+ * written in declared order, in as many {@link #write} calls or through a {@link #tensorStream} as
+ * convenient. Each tensor must get exactly its byte count. The file is written beside the target
+ * under a temporary name and moved into place by {@link #close} only when every tensor is complete,
+ * so a failure never leaves a half-written file at the target.
  *
  * <p>The header is padded with spaces so the data starts on an 8-byte boundary, as the reference
  * implementation does; the data region holds the tensors back to back in declared order.
@@ -148,8 +148,8 @@ public final class SafetensorsWriter implements AutoCloseable {
    * <p>The transform receives a read-only view of the input tensor and must return exactly as many
    * bytes (it may return the view itself to copy a tensor unchanged).
    *
-   * @throws IllegalArgumentException the transform returned the wrong number of bytes, or a
-   *     tensor exceeds the 2 GiB a ByteBuffer can hold
+   * @throws IllegalArgumentException the transform returned the wrong number of bytes, or a tensor
+   *     exceeds the 2 GiB a ByteBuffer can hold
    */
   public static void copyTransforming(
       SafetensorsFile in, Path out, BiFunction<Entry, ByteBuffer, ByteBuffer> transform)

@@ -7,6 +7,8 @@ import dev.modelpress.format.FormatException;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.safetensors.SafetensorsFile.Entry;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -138,6 +140,35 @@ class SafetensorsFileTest {
   }
 
   @Test
+  void tensorSegmentReadsTheSameBytesAsTensorData() throws Exception {
+    try (SafetensorsFile f = SafetensorsFile.open(fixture("python_written.safetensors"))) {
+      MemorySegment w = f.tensorSegment("weight");
+      assertThat(w.byteSize()).isEqualTo(24);
+      assertThat(w.isReadOnly()).isTrue();
+      assertThat(w.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, 5)).isEqualTo(6.5f);
+    }
+  }
+
+  @Test
+  void acceptsHeaderWithoutTensors() throws Exception {
+    try (SafetensorsFile f = SafetensorsFile.open(file("{}      ", 0))) {
+      assertThat(f.entries()).isEmpty();
+      assertThat(f.summary().parameterCount()).isZero();
+    }
+  }
+
+  @Test
+  void rejectsHeaderThatIsNotUtf8() throws Exception {
+    byte[] header = {'{', '"', (byte) 0xff, (byte) 0xfe, '"', ':', '1', '}'};
+    assertRejected(rawFile(header.length, header), "not valid JSON");
+  }
+
+  @Test
+  void rejectsBlankHeader() throws Exception {
+    assertRejected(file("        ", 0), "not a JSON object");
+  }
+
+  @Test
   void unknownTensorNameIsNoSuchElement() throws Exception {
     try (SafetensorsFile f = SafetensorsFile.open(fixture("python_written.safetensors"))) {
       assertThatThrownBy(() -> f.tensorData("nope"))
@@ -189,6 +220,22 @@ class SafetensorsFileTest {
   @Test
   void rejectsHeaderThatIsNotJson() throws Exception {
     assertRejected(file("{\"a\": [1, 2", 0), "not valid JSON");
+  }
+
+  @Test
+  void jsonErrorsDoNotLeakParserInternals() throws Exception {
+    // Jackson's wording may change between versions; its source and constraint references must
+    // not reach a client whatever it says.
+    assertThatThrownBy(() -> SafetensorsFile.open(file("{\"a\": [1, 2", 0)))
+        .isInstanceOf(FormatException.class)
+        .hasMessageStartingWith("safetensors header is not valid JSON at header byte 11: ")
+        .message()
+        .doesNotContain("Source", "REDACTED", "`");
+    assertThatThrownBy(() -> SafetensorsFile.open(file("[".repeat(600), 0)))
+        .isInstanceOf(FormatException.class)
+        .message()
+        .contains("nesting depth")
+        .doesNotContain("StreamReadConstraints", "`");
   }
 
   @Test
@@ -282,7 +329,8 @@ class SafetensorsFileTest {
     for (int i = 0; i < dataBytes; i++) {
       data[i] = (byte) i;
     }
-    ByteBuffer b = ByteBuffer.allocate(8 + header.length + dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(8 + header.length + dataBytes).order(ByteOrder.LITTLE_ENDIAN);
     b.putLong(header.length).put(header).put(data);
     Path p = Files.createTempFile(dir, "t", ".safetensors");
     Files.write(p, b.array());
