@@ -260,6 +260,9 @@ public final class SafetensorsWriter implements AutoCloseable {
     if (closed) {
       throw new IllegalStateException("writer is closed");
     }
+    if (failed) {
+      throw new IllegalStateException("an earlier write failed; the file will not be kept");
+    }
     while (current < tensors.size() && !tensors.get(current).name().equals(name)) {
       if (writtenToCurrent < lengths[current]) {
         throw new IllegalStateException(
