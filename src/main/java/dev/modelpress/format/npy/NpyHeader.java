@@ -56,8 +56,7 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
         bytes = Math.multiplyExact(bytes, d);
       }
     } catch (ArithmeticException e) {
-      throw new FormatException(
-          array + ": shape " + NdArrays.shapeString(shape) + " is too large");
+      throw new FormatException(array + ": shape " + NdArrays.shapeString(shape) + " is too large");
     }
     return new NpyHeader(dtype, shape, bytes);
   }
@@ -116,7 +115,10 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
                     + "'))");
         case '=' ->
             throw new FormatException(
-                array + ": dtype " + quoted + " has native byte order, which is ambiguous in a file");
+                array
+                    + ": dtype "
+                    + quoted
+                    + " has native byte order, which is ambiguous in a file");
         case '|' ->
             throw new FormatException(
                 array + ": dtype " + quoted + " needs a byte order for a multi-byte type");
@@ -271,8 +273,11 @@ record NpyHeader(DType dtype, long[] shape, long byteLength) {
     }
 
     private void skipSpace() {
-      while (at < s.length() && (s.charAt(at) == ' ' || s.charAt(at) == '\n' || s.charAt(at) == '\t'
-          || s.charAt(at) == '\r')) {
+      while (at < s.length()
+          && (s.charAt(at) == ' '
+              || s.charAt(at) == '\n'
+              || s.charAt(at) == '\t'
+              || s.charAt(at) == '\r')) {
         at++;
       }
     }

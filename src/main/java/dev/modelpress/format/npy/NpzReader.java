@@ -18,8 +18,8 @@ import java.util.zip.ZipException;
 import java.util.zip.ZipFile;
 
 /**
- * Reads a NumPy {@code .npz} archive (as {@code np.savez} and {@code np.savez_compressed} write
- * it) and summarizes it as a data set.
+ * Reads a NumPy {@code .npz} archive (as {@code np.savez} and {@code np.savez_compressed} write it)
+ * and summarizes it as a data set.
  *
  * <p>Zip archives are a classic attack surface, so nothing the archive declares is trusted: entry
  * names must be plain {@code name.npy}, each entry is read through the npy reader, which stops at

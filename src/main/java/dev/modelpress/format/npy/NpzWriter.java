@@ -7,9 +7,11 @@ import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.UUID;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -26,8 +28,8 @@ public final class NpzWriter {
   /**
    * Writes the archive.
    *
-   * @throws IllegalArgumentException an array name is unsafe or used twice, or an array's data
-   *     does not match its shape
+   * @throws IllegalArgumentException an array name is unsafe or used twice, or an array's data does
+   *     not match its shape
    */
   public static void write(Path file, List<NdArray> arrays, boolean compressed) throws IOException {
     Set<String> names = new HashSet<>();
@@ -42,11 +44,18 @@ public final class NpzWriter {
       NpyWriter.checkedData(a);
     }
 
-    Path dir = file.toAbsolutePath().getParent();
-    Path temp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".partial");
+    // Beside the target so the final move is a rename; not createTempFile, whose owner-only
+    // permissions would carry over to the result.
+    Path temp =
+        file.toAbsolutePath()
+            .resolveSibling("." + file.getFileName() + "." + UUID.randomUUID() + ".partial");
     try {
       try (ZipOutputStream zip =
-          new ZipOutputStream(new BufferedOutputStream(Files.newOutputStream(temp), 1 << 16))) {
+          new ZipOutputStream(
+              new BufferedOutputStream(
+                  Files.newOutputStream(
+                      temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+                  1 << 16))) {
         for (NdArray a : arrays) {
           ZipEntry entry = new ZipEntry(a.name() + ".npy");
           if (!compressed) {

@@ -3,8 +3,8 @@ package dev.modelpress.format.safetensors;
 import java.util.Optional;
 
 /**
- * Element types of safetensors tensors, named as the format names them in the header ({@code
- * F32}, {@code BF16}, ...). All are little-endian; {@code BOOL} is one byte per element.
+ * Element types of safetensors tensors, named as the format names them in the header ({@code F32},
+ * {@code BF16}, ...). All are little-endian; {@code BOOL} is one byte per element.
  */
 public enum SafetensorsDtype {
   F64(8),

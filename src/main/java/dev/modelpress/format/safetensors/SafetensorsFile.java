@@ -31,14 +31,14 @@ import tools.jackson.databind.json.JsonMapper;
  * An open, validated safetensors file whose tensors are read through a read-only memory mapping.
  *
  * <p>{@link #open} checks the whole header (sizes, dtypes, shapes, byte ranges) before mapping
- * anything, so a hostile file costs at most its header to reject. Tensor data is never copied
- * onto the heap: {@link #tensorData} and {@link #tensorSegment} are views of the mapping, valid
- * until {@link #close}, after which touching them throws {@link IllegalStateException} instead of
- * reading freed memory.
+ * anything, so a hostile file costs at most its header to reject. Tensor data is never copied onto
+ * the heap: {@link #tensorData} and {@link #tensorSegment} are views of the mapping, valid until
+ * {@link #close}, after which touching them throws {@link IllegalStateException} instead of reading
+ * freed memory.
  *
- * <p>Tensors must not overlap, but gaps between them and bytes after the last one are tolerated.
- * A {@link ByteBuffer} addresses at most 2 GiB, so {@link #tensorData} refuses larger tensors;
- * read those with {@link #tensorSegment} or {@link #readChunks}.
+ * <p>Tensors must not overlap, but gaps between them and bytes after the last one are tolerated. A
+ * {@link ByteBuffer} addresses at most 2 GiB, so {@link #tensorData} refuses larger tensors; read
+ * those with {@link #tensorSegment} or {@link #readChunks}.
  *
  * <p>Safe for concurrent reads by several threads; {@link #close} must not race with them.
  */
@@ -109,9 +109,7 @@ public final class SafetensorsFile implements AutoCloseable {
       long fileSize = ch.size();
       if (fileSize < 8) {
         throw new FormatException(
-            "file is "
-                + fileSize
-                + " bytes, too short for the 8-byte safetensors header length");
+            "file is " + fileSize + " bytes, too short for the 8-byte safetensors header length");
       }
       ByteBuffer lengthBytes = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
       readFully(ch, lengthBytes, 0);
@@ -208,9 +206,8 @@ public final class SafetensorsFile implements AutoCloseable {
   }
 
   /**
-   * Hands the tensor's data to {@code sink} in consecutive read-only little-endian views of at
-   * most {@code chunkBytes} bytes each, for tensors of any size. A zero-length tensor produces no
-   * chunk.
+   * Hands the tensor's data to {@code sink} in consecutive read-only little-endian views of at most
+   * {@code chunkBytes} bytes each, for tensors of any size. A zero-length tensor produces no chunk.
    */
   public void readChunks(String name, int chunkBytes, Consumer<ByteBuffer> sink) {
     if (chunkBytes <= 0) {
@@ -246,7 +243,7 @@ public final class SafetensorsFile implements AutoCloseable {
           "safetensors header is not valid JSON"
               + (at >= 0 ? " at header byte " + at : "")
               + ": "
-              + e.getOriginalMessage());
+              + parserProblem(e));
     }
     if (root == null || !root.isObject()) {
       throw new FormatException("safetensors header is not a JSON object");
@@ -288,6 +285,22 @@ public final class SafetensorsFile implements AutoCloseable {
     return new Header(entries, metadata);
   }
 
+  /**
+   * The parser's description of the problem, without the source and constraint references Jackson
+   * appends, which mean nothing to an API client.
+   */
+  private static String parserProblem(JacksonException e) {
+    String problem = e.getOriginalMessage() == null ? "" : e.getOriginalMessage();
+    problem = problem.replaceAll(",? from `[^`]*`", "");
+    for (String tail : new String[] {"\n", " (start marker", " at [Source", " [Source"}) {
+      int at = problem.indexOf(tail);
+      if (at >= 0) {
+        problem = problem.substring(0, at);
+      }
+    }
+    return abbreviate(problem);
+  }
+
   private static void readMetadata(JsonNode value, Map<String, String> metadata)
       throws FormatException {
     if (!value.isObject()) {
@@ -324,8 +337,7 @@ public final class SafetensorsFile implements AutoCloseable {
     long begin = offsets.get(0);
     long end = offsets.get(1);
     if (end < begin) {
-      throw new FormatException(
-          tensor + ": data_offsets end " + end + " is before begin " + begin);
+      throw new FormatException(tensor + ": data_offsets end " + end + " is before begin " + begin);
     }
     if (end > dataLength) {
       throw new FormatException(
@@ -379,7 +391,13 @@ public final class SafetensorsFile implements AutoCloseable {
       JsonNode v = node.get(i);
       if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
         throw new FormatException(
-            tensor + ": " + field + "[" + i + "] = " + abbreviate(v.toString())
+            tensor
+                + ": "
+                + field
+                + "["
+                + i
+                + "] = "
+                + abbreviate(v.toString())
                 + " is not a non-negative integer");
       }
       values.add(v.longValue());

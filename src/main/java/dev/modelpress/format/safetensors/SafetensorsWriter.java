@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.UUID;
 import java.util.function.BiFunction;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
@@ -30,10 +31,10 @@ import tools.jackson.databind.node.ObjectNode;
  * Writes a safetensors file tensor by tensor, so heap use does not grow with the model.
  *
  * <p>All tensors are declared up front, which fixes the header; then each tensor's bytes are
- * written in declared order, in as many {@link #write} calls or through a {@link #tensorStream}
- * as convenient. Each tensor must get exactly its byte count. The file is written beside the
- * target under a temporary name and moved into place by {@link #close} only when every tensor is
- * complete, so a failure never leaves a half-written file at the target.
+ * written in declared order, in as many {@link #write} calls or through a {@link #tensorStream} as
+ * convenient. Each tensor must get exactly its byte count. The file is written beside the target
+ * under a temporary name and moved into place by {@link #close} only when every tensor is complete,
+ * so a failure never leaves a half-written file at the target.
  *
  * <p>The header is padded with spaces so the data starts on an 8-byte boundary, as the reference
  * implementation does; the data region holds the tensors back to back in declared order.
@@ -116,11 +117,15 @@ public final class SafetensorsWriter implements AutoCloseable {
     }
     byte[] header = header(declared, metadata);
 
-    Path dir = target.toAbsolutePath().getParent();
-    Path temp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".partial");
+    // Beside the target so the final move is a rename; not createTempFile, whose owner-only
+    // permissions would carry over to the result.
+    Path temp =
+        target
+            .toAbsolutePath()
+            .resolveSibling("." + target.getFileName() + "." + UUID.randomUUID() + ".partial");
     FileChannel channel = null;
     try {
-      channel = FileChannel.open(temp, StandardOpenOption.WRITE);
+      channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
       ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
       length.putLong(0, header.length);
       writeFully(channel, length);
@@ -143,8 +148,8 @@ public final class SafetensorsWriter implements AutoCloseable {
    * <p>The transform receives a read-only view of the input tensor and must return exactly as many
    * bytes (it may return the view itself to copy a tensor unchanged).
    *
-   * @throws IllegalArgumentException the transform returned the wrong number of bytes, or a
-   *     tensor exceeds the 2 GiB a ByteBuffer can hold
+   * @throws IllegalArgumentException the transform returned the wrong number of bytes, or a tensor
+   *     exceeds the 2 GiB a ByteBuffer can hold
    */
   public static void copyTransforming(
       SafetensorsFile in, Path out, BiFunction<Entry, ByteBuffer, ByteBuffer> transform)
@@ -254,6 +259,9 @@ public final class SafetensorsWriter implements AutoCloseable {
   private void moveTo(String name) {
     if (closed) {
       throw new IllegalStateException("writer is closed");
+    }
+    if (failed) {
+      throw new IllegalStateException("an earlier write failed; the file will not be kept");
     }
     while (current < tensors.size() && !tensors.get(current).name().equals(name)) {
       if (writtenToCurrent < lengths[current]) {

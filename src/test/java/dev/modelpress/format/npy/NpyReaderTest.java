@@ -28,7 +28,8 @@ class NpyReaderTest {
     float[] values = new float[12];
     a.data().asFloatBuffer().get(values);
     // np.arange(12) * 0.5 - 1
-    assertThat(values).containsExactly(-1f, -0.5f, 0f, 0.5f, 1f, 1.5f, 2f, 2.5f, 3f, 3.5f, 4f, 4.5f);
+    assertThat(values)
+        .containsExactly(-1f, -0.5f, 0f, 0.5f, 1f, 1.5f, 2f, 2.5f, 3f, 3.5f, 4f, 4.5f);
   }
 
   @Test
@@ -89,7 +90,8 @@ class NpyReaderTest {
   @Test
   void acceptsSingleByteTypesWithAnyByteOrderMark() throws Exception {
     for (String order : new String[] {"|", "=", "<", ">"}) {
-      NdArray a = read(npy("{'descr': '" + order + "i1', 'fortran_order': False, 'shape': (2,), }", 2));
+      NdArray a =
+          read(npy("{'descr': '" + order + "i1', 'fortran_order': False, 'shape': (2,), }", 2));
       assertThat(a.dtype()).isEqualTo(DType.INT8);
     }
   }
@@ -102,7 +104,8 @@ class NpyReaderTest {
 
   @Test
   void acceptsPython2LongLiteralsAndDoubleQuotes() throws Exception {
-    NdArray a = read(npy("{\"descr\": \"<i2\", \"fortran_order\": False, \"shape\": (2L, 3L)}", 12));
+    NdArray a =
+        read(npy("{\"descr\": \"<i2\", \"fortran_order\": False, \"shape\": (2L, 3L)}", 12));
     assertThat(a.dtype()).isEqualTo(DType.INT16);
     assertThat(a.shape()).containsExactly(2, 3);
   }
@@ -226,7 +229,8 @@ class NpyReaderTest {
     assertRejected(
         npy(4, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 4),
         "unsupported npy format version 4.0");
-    assertRejected(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 100, 0, '{'},
+    assertRejected(
+        new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 100, 0, '{'},
         "ends inside its header (1 of 100 bytes)");
   }
 

@@ -64,7 +64,8 @@ class NpyWriterTest {
     NdArray a = new NdArray("w", DType.FLOAT32, new long[] {2, 3}, ByteBuffer.allocate(20));
     assertThatThrownBy(() -> write(a))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("array 'w': shape (2, 3) of <f4 needs 24 bytes but its data holds 20");
+        .hasMessageContaining(
+            "array 'w': shape (2, 3) of <f4 needs 24 bytes but its data holds 20");
   }
 
   private static byte[] write(NdArray a) throws Exception {

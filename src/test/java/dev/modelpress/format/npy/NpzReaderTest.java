@@ -174,13 +174,18 @@ class NpzReaderTest {
 
   @Test
   void rejectsEntryWhoseArrayIsTruncated() throws Exception {
-    Path p = zip(true, "w.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 40));
+    Path p =
+        zip(true, "w.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 40));
     assertRejected(p, "array 'w'", "declares 48 data bytes but only 40 are present");
   }
 
   @Test
   void rejectsCorruptCompressedData() throws Exception {
-    Path p = zip(true, "w.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (256,), }", 1024));
+    Path p =
+        zip(
+            true,
+            "w.npy",
+            npy("{'descr': '<f4', 'fortran_order': False, 'shape': (256,), }", 1024));
     byte[] bytes = Files.readAllBytes(p);
     // Overwrite the middle of the deflate stream, keeping the zip directory intact.
     for (int i = 120; i < 140; i++) {
@@ -204,7 +209,11 @@ class NpzReaderTest {
 
   @Test
   void rejectsArrayErrorsNamingTheEntry() throws Exception {
-    Path p = zip(false, "images.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8));
+    Path p =
+        zip(
+            false,
+            "images.npy",
+            npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8));
     assertRejected(p, "array 'images'", "big-endian");
   }
 

@@ -31,8 +31,7 @@ class NpzWriterTest {
       assertThat(Collections.list(zip.entries()))
           .extracting(ZipEntry::getName, ZipEntry::getMethod)
           .containsExactly(
-              tuple("inputs.npy", ZipEntry.STORED),
-              tuple("labels.npy", ZipEntry.STORED));
+              tuple("inputs.npy", ZipEntry.STORED), tuple("labels.npy", ZipEntry.STORED));
     }
     assertRoundTrip(p);
   }

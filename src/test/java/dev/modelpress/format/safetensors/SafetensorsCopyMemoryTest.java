@@ -32,9 +32,11 @@ class SafetensorsCopyMemoryTest {
     Path in = dir.resolve("big.safetensors");
     List<Tensor> tensors = new ArrayList<>();
     for (int t = 0; t < TENSORS; t++) {
-      tensors.add(new Tensor("layer" + t, SafetensorsDtype.F32, List.of(512L, FLOATS_PER_TENSOR / 512L)));
+      tensors.add(
+          new Tensor("layer" + t, SafetensorsDtype.F32, List.of(512L, FLOATS_PER_TENSOR / 512L)));
     }
-    ByteBuffer data = ByteBuffer.allocateDirect(FLOATS_PER_TENSOR * 4).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer data =
+        ByteBuffer.allocateDirect(FLOATS_PER_TENSOR * 4).order(ByteOrder.LITTLE_ENDIAN);
     try (SafetensorsWriter w = SafetensorsWriter.create(in, tensors, Map.of("size", "300MiB"))) {
       for (int t = 0; t < TENSORS; t++) {
         data.clear();
@@ -69,8 +71,9 @@ class SafetensorsCopyMemoryTest {
     String output = Files.readString(log);
     assertThat(finished).as("child finished; output:\n%s", output).isTrue();
     assertThat(child.exitValue()).as("child exit; output:\n%s", output).isZero();
-    long maxHeap = Long.parseLong(output.strip().lines().reduce((a, b) -> b).orElseThrow()
-        .replace("maxHeap=", ""));
+    long maxHeap =
+        Long.parseLong(
+            output.strip().lines().reduce((a, b) -> b).orElseThrow().replace("maxHeap=", ""));
     assertThat(maxHeap).isLessThanOrEqualTo(64L << 20);
     assertThat(Files.size(in)).isGreaterThan(4 * maxHeap);
 
@@ -84,7 +87,8 @@ class SafetensorsCopyMemoryTest {
         assertThat(y.remaining()).isEqualTo(FLOATS_PER_TENSOR);
         for (int i = 0; i < FLOATS_PER_TENSOR; i++) {
           if (y.get(i) != x.get(i) + 1f) {
-            throw new AssertionError("layer" + t + "[" + i + "] = " + y.get(i) + ", expected " + (x.get(i) + 1f));
+            throw new AssertionError(
+                "layer" + t + "[" + i + "] = " + y.get(i) + ", expected " + (x.get(i) + 1f));
           }
         }
       }

@@ -7,6 +7,8 @@ import dev.modelpress.format.FormatException;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.safetensors.SafetensorsFile.Entry;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -16,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.NoSuchElementException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -54,6 +57,30 @@ class SafetensorsFileTest {
       assertThat(Float.float16ToFloat(bias.getShort(4))).isEqualTo(0.5f);
 
       assertThat(f.metadata()).containsEntry("format", "pt").containsEntry("source", "generate.py");
+    }
+  }
+
+  @Test
+  void readsFileWrittenByTheReferenceImplementation() throws Exception {
+    // Written by the safetensors package 0.8.0 (save_file), which orders tensors by alignment.
+    try (SafetensorsFile f = SafetensorsFile.open(fixture("reference_written.safetensors"))) {
+      assertThat(f.entries())
+          .extracting(Entry::name)
+          .containsExactly("ids", "embed.weight", "half", "mask");
+      assertThat(f.entries().getFirst().offset() % 8).as("aligned data start").isZero();
+      ByteBuffer ids = f.tensorData("ids");
+      assertThat(ids.getLong(0)).isEqualTo(1);
+      assertThat(ids.getLong(8)).isEqualTo(-1);
+      assertThat(ids.getLong(16)).isEqualTo(1L << 33);
+      float[] embed = new float[8];
+      f.tensorData("embed.weight").asFloatBuffer().get(embed);
+      assertThat(embed).containsExactly(-4f, -3f, -2f, -1f, 0f, 1f, 2f, 3f);
+      assertThat(f.entry("embed.weight").shape()).containsExactly(2L, 4L);
+      assertThat(Float.float16ToFloat(f.tensorData("half").getShort(2))).isEqualTo(-8f);
+      assertThat(f.entry("mask").dtype()).isEqualTo(SafetensorsDtype.BOOL);
+      ByteBuffer mask = f.tensorData("mask");
+      assertThat(new byte[] {mask.get(0), mask.get(1), mask.get(2)}).containsExactly(1, 0, 1);
+      assertThat(f.metadata()).isEqualTo(Map.of("format", "np"));
     }
   }
 
@@ -113,6 +140,35 @@ class SafetensorsFileTest {
   }
 
   @Test
+  void tensorSegmentReadsTheSameBytesAsTensorData() throws Exception {
+    try (SafetensorsFile f = SafetensorsFile.open(fixture("python_written.safetensors"))) {
+      MemorySegment w = f.tensorSegment("weight");
+      assertThat(w.byteSize()).isEqualTo(24);
+      assertThat(w.isReadOnly()).isTrue();
+      assertThat(w.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, 5)).isEqualTo(6.5f);
+    }
+  }
+
+  @Test
+  void acceptsHeaderWithoutTensors() throws Exception {
+    try (SafetensorsFile f = SafetensorsFile.open(file("{}      ", 0))) {
+      assertThat(f.entries()).isEmpty();
+      assertThat(f.summary().parameterCount()).isZero();
+    }
+  }
+
+  @Test
+  void rejectsHeaderThatIsNotUtf8() throws Exception {
+    byte[] header = {'{', '"', (byte) 0xff, (byte) 0xfe, '"', ':', '1', '}'};
+    assertRejected(rawFile(header.length, header), "not valid JSON");
+  }
+
+  @Test
+  void rejectsBlankHeader() throws Exception {
+    assertRejected(file("        ", 0), "not a JSON object");
+  }
+
+  @Test
   void unknownTensorNameIsNoSuchElement() throws Exception {
     try (SafetensorsFile f = SafetensorsFile.open(fixture("python_written.safetensors"))) {
       assertThatThrownBy(() -> f.tensorData("nope"))
@@ -164,6 +220,22 @@ class SafetensorsFileTest {
   @Test
   void rejectsHeaderThatIsNotJson() throws Exception {
     assertRejected(file("{\"a\": [1, 2", 0), "not valid JSON");
+  }
+
+  @Test
+  void jsonErrorsDoNotLeakParserInternals() throws Exception {
+    // Jackson's wording may change between versions; its source and constraint references must
+    // not reach a client whatever it says.
+    assertThatThrownBy(() -> SafetensorsFile.open(file("{\"a\": [1, 2", 0)))
+        .isInstanceOf(FormatException.class)
+        .hasMessageStartingWith("safetensors header is not valid JSON at header byte 11: ")
+        .message()
+        .doesNotContain("Source", "REDACTED", "`");
+    assertThatThrownBy(() -> SafetensorsFile.open(file("[".repeat(600), 0)))
+        .isInstanceOf(FormatException.class)
+        .message()
+        .contains("nesting depth")
+        .doesNotContain("StreamReadConstraints", "`");
   }
 
   @Test
@@ -257,7 +329,8 @@ class SafetensorsFileTest {
     for (int i = 0; i < dataBytes; i++) {
       data[i] = (byte) i;
     }
-    ByteBuffer b = ByteBuffer.allocate(8 + header.length + dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(8 + header.length + dataBytes).order(ByteOrder.LITTLE_ENDIAN);
     b.putLong(header.length).put(header).put(data);
     Path p = Files.createTempFile(dir, "t", ".safetensors");
     Files.write(p, b.array());

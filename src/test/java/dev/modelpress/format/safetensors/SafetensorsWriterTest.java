@@ -152,7 +152,8 @@ class SafetensorsWriterTest {
               return data;
             }
             // Zero the negative weights, as a pruner would.
-            ByteBuffer result = ByteBuffer.allocate(data.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer result =
+                ByteBuffer.allocate(data.remaining()).order(ByteOrder.LITTLE_ENDIAN);
             while (data.hasRemaining()) {
               result.putFloat(Math.max(0f, data.getFloat()));
             }
