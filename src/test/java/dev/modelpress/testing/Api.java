@@ -60,9 +60,7 @@ public final class Api {
 
   public Response postFile(String path, Path file) {
     try {
-      // Expect: 100-continue lets the server refuse an oversized body before it is sent, as curl does.
       return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/octet-stream")
-          .expectContinue(true)
           .POST(HttpRequest.BodyPublishers.ofFile(file)));
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
@@ -85,6 +83,34 @@ public final class Api {
     System.arraycopy(content, 0, body, head.length, content.length);
     System.arraycopy(tail, 0, body, head.length + content.length, tail.length);
     return postBytes(path, body, "multipart/form-data; boundary=" + boundary);
+  }
+
+  /**
+   * Sends only the request head of a POST declaring {@code declaredLength} body bytes, and reads the
+   * status line: shows whether the server refuses a declared size before reading any of the body.
+   */
+  public int postDeclaringLength(String path, long declaredLength) {
+    java.net.URI u = uri(path);
+    try (java.net.Socket socket = new java.net.Socket(u.getHost(), u.getPort())) {
+      socket.setSoTimeout(10_000);
+      String head = "POST " + u.getRawPath() + (u.getRawQuery() == null ? "" : "?" + u.getRawQuery()) + " HTTP/1.1\r\n"
+          + "Host: " + u.getHost() + ":" + u.getPort() + "\r\n"
+          + "Content-Type: application/octet-stream\r\n"
+          + "Content-Length: " + declaredLength + "\r\n\r\n";
+      socket.getOutputStream().write(head.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      socket.getOutputStream().flush();
+      java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(socket.getInputStream(),
+          java.nio.charset.StandardCharsets.US_ASCII));
+      String line;
+      while ((line = in.readLine()) != null) {
+        if (line.startsWith("HTTP/1.1 ") && !line.startsWith("HTTP/1.1 100")) {
+          return Integer.parseInt(line.substring(9, 12));
+        }
+      }
+      throw new IllegalStateException("no response");
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   /** Downloads to a file; returns the response with an empty body. */
