@@ -8,6 +8,7 @@ import dev.modelpress.dataset.DatasetEntity;
 import dev.modelpress.dataset.DatasetService;
 import dev.modelpress.evaluation.DatasetArrayInfo;
 import dev.modelpress.evaluation.InputCompatibility;
+import dev.modelpress.format.npy.DType;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.model.ModelEntity;
 import dev.modelpress.model.ModelService;
@@ -87,7 +88,8 @@ public class JobService {
       DatasetEntity data = findReferenced(() -> datasets.get(request.getEvaluationDatasetId()),
           "evaluationDatasetId", "dataset", request.getEvaluationDatasetId());
       List<DatasetArrayInfo> arrays = datasets.arrays(data).stream()
-          .map(a -> DatasetArrayInfo.of(a.name(), a.dtype(), a.shape())).toList();
+          .map(a -> new DatasetArrayInfo(a.name(), DType.valueOf(a.dtype().toUpperCase(java.util.Locale.ROOT)), a.shape()))
+          .toList();
       InputCompatibility.check(summary.inputs(), arrays)
           .forEach(m -> errors.add(new ApiProblem.FieldError("evaluationDatasetId", m)));
     }

@@ -146,7 +146,7 @@ class EndToEndTest {
           || t.getName().contains("word_embeddings")) {
         continue;
       }
-      ByteBuffer data = t.getRawData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer data = t.getRawData().asReadOnlyByteBuffer().slice().order(ByteOrder.LITTLE_ENDIAN);
       for (int i = 0; i < data.remaining() / 4; i++) {
         if (data.getFloat(i * 4) == 0f) {
           zeros++;
