@@ -69,6 +69,7 @@ class JobController implements JobsApi {
     dto.setCancelRequested(j.isCancelRequested());
     dto.setStartedAt(time(j.getStartedAt()));
     dto.setFinishedAt(time(j.getFinishedAt()));
+    dto.setCallbackUrl(j.getCallbackUrl());
     if (j.getProgress() != null) {
       dto.setProgress(json.readValue(j.getProgress(), JobProgress.class));
     }

@@ -26,6 +26,14 @@ public class JobQueue {
   public static final String QUEUED_CHANNEL = "modelpress_jobs";
   /** NOTIFY channel for cancellation requests of running jobs; payload is the job id. */
   public static final String CANCEL_CHANNEL = "modelpress_cancel";
+  /**
+   * NOTIFY channel of every change a client can see (state, progress, cancel request); payload
+   * {@code <job id>:<event_seq>}. Sent by a trigger on {@code jobs} (V2), as is the webhook outbox
+   * row written when a job with a {@code callback_url} ends, so every statement here is covered.
+   */
+  public static final String EVENTS_CHANNEL = "modelpress_job_events";
+  /** NOTIFY channel of webhooks queued in the outbox (payload: job id); sent by the same trigger. */
+  public static final String WEBHOOKS_CHANNEL = "modelpress_webhooks";
 
   /** A job claimed by a worker: its id and which attempt this is (1-based). */
   public record Claim(UUID jobId, int attempt, String worker) {}

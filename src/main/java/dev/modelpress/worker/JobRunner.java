@@ -153,15 +153,19 @@ class JobRunner {
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
     PipelineResult result = OnnxPipeline.run(original, steps, (step, total, type, item, items, message) -> {
-      exec.progress(progress(step, phases, type, item, items, message));
+      exec.step(step, type);
+      // The pipeline counts steps from 0; JobProgress.step is 1-based.
+      exec.progress(progress(step + 1, phases, type, item, items, message));
       exec.checkpoint();
     });
+    exec.endStep();
     Path outFile = work.resolve("model.onnx");
     OnnxModels.write(result.model(), outFile);
     Instant compressed = clock.instant();
 
     FidelityReport fidelity = null;
     if (evaluation != null) {
+      exec.step(phases, "evaluate");
       exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
       exec.checkpoint();
       List<NdArray> data = datasets.load(evaluation, work);
@@ -169,6 +173,7 @@ class JobRunner {
         fidelity = evaluator.compare(originalFile, outFile, data,
             EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
       }
+      exec.endStep();
       exec.checkpoint();
     }
     Instant evaluated = clock.instant();
