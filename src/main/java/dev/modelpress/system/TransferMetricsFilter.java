@@ -18,8 +18,8 @@ import org.springframework.stereotype.Component;
 import org.springframework.web.filter.OncePerRequestFilter;
 
 /**
- * Counts the bytes that cross the API: {@code modelpress.bytes.in{kind=model|dataset}} for uploads
- * and {@code modelpress.bytes.out{kind=artifact}} for artifact downloads, as they stream (a
+ * Counts the bytes that cross the API: {@code modelpress.transfer.in{kind=model|dataset}} for uploads
+ * and {@code modelpress.transfer.out{kind=artifact}} for artifact downloads, as they stream (a
  * rejected or aborted upload still counts what was received). Raw uploads are counted as the
  * controller reads them; multipart uploads, parsed by the server before any filter can see the
  * stream, count their declared {@code Content-Length} (including part headers).
@@ -34,9 +34,9 @@ class TransferMetricsFilter extends OncePerRequestFilter {
   private final Counter artifactsOut;
 
   TransferMetricsFilter(MeterRegistry meters) {
-    modelsIn = counter(meters, "modelpress.bytes.in", "model", "Bytes of model uploads received");
-    datasetsIn = counter(meters, "modelpress.bytes.in", "dataset", "Bytes of dataset uploads received");
-    artifactsOut = counter(meters, "modelpress.bytes.out", "artifact", "Bytes of job artifacts sent");
+    modelsIn = counter(meters, "modelpress.transfer.in", "model", "Bytes of model uploads received");
+    datasetsIn = counter(meters, "modelpress.transfer.in", "dataset", "Bytes of dataset uploads received");
+    artifactsOut = counter(meters, "modelpress.transfer.out", "artifact", "Bytes of job artifacts sent");
   }
 
   private static Counter counter(MeterRegistry meters, String name, String kind, String description) {
