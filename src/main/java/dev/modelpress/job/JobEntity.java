@@ -41,6 +41,8 @@ public class JobEntity {
   @Column(name = "started_at") private Instant startedAt;
   @Column(name = "finished_at") private Instant finishedAt;
   @Column(name = "updated_at", nullable = false) private Instant updatedAt;
+  /** Order among the owner's queued jobs (higher first); see {@link JobQueue#claim}. */
+  @Column(nullable = false) private int priority;
 
   protected JobEntity() {}
 
@@ -81,4 +83,8 @@ public class JobEntity {
   public Instant getStartedAt() { return startedAt; }
   public Instant getFinishedAt() { return finishedAt; }
   public Instant getUpdatedAt() { return updatedAt; }
+  public int getPriority() { return priority; }
+
+  /** Set before the row is first saved. */
+  void setPriority(int priority) { this.priority = priority; }
 }
