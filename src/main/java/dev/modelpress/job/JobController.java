@@ -67,6 +67,7 @@ class JobController implements JobsApi {
     dto.setCalibrationDatasetId(j.getCalibrationDatasetId());
     dto.setEvaluationDatasetId(j.getEvaluationDatasetId());
     dto.setCancelRequested(j.isCancelRequested());
+    dto.setPriority(j.getPriority());
     dto.setStartedAt(time(j.getStartedAt()));
     dto.setFinishedAt(time(j.getFinishedAt()));
     dto.setCallbackUrl(j.getCallbackUrl());

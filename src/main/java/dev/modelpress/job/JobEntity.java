@@ -44,6 +44,8 @@ public class JobEntity {
   // live/webhooks: where the terminal webhook goes; event_seq is maintained by a trigger (V2).
   @Column(name = "callback_url") private String callbackUrl;
   @Column(name = "event_seq", insertable = false, updatable = false) private long eventSeq;
+  /** Order among the owner's queued jobs (higher first); see {@link JobQueue#claim}. */
+  @Column(nullable = false) private int priority;
 
   protected JobEntity() {}
 
@@ -89,4 +91,8 @@ public class JobEntity {
   public long getEventSeq() { return eventSeq; }
 
   void setCallbackUrl(String callbackUrl) { this.callbackUrl = callbackUrl; }
+  public int getPriority() { return priority; }
+
+  /** Set before the row is first saved. */
+  void setPriority(int priority) { this.priority = priority; }
 }

@@ -106,6 +106,7 @@ public class JobService {
     JobEntity job = new JobEntity(UUID.randomUUID(), owner, model.getId(), null, request.getEvaluationDatasetId(),
         spec, idempotencyKey, requestHash, props.maxAttempts(), clock.instant());
     job.setCallbackUrl(request.getCallbackUrl());
+    job.setPriority(request.getPriority() == null ? 0 : request.getPriority());
     try {
       return new Submitted(tx.execute(status -> {
         JobEntity saved = jobs.saveAndFlush(job);

@@ -142,10 +142,11 @@ class JobRunner {
     Instant started = clock.instant();
     JobService.StoredSpec spec = jobs.spec(job);
     List<StepSpec> steps = JobSpecs.toSpecs(spec.steps());
-    ModelEntity model = models.find(job.getModelId())
+    // The worker acts for the job's owner: it reads only that tenant's model and dataset.
+    ModelEntity model = models.find(job.getModelId(), job.getOwner())
         .orElseThrow(() -> new MissingInput("model " + job.getModelId() + " was deleted before the job ran"));
     DatasetEntity evaluation = job.getEvaluationDatasetId() == null ? null
-        : datasets.find(job.getEvaluationDatasetId()).orElseThrow(() ->
+        : datasets.find(job.getEvaluationDatasetId(), job.getOwner()).orElseThrow(() ->
             new MissingInput("dataset " + job.getEvaluationDatasetId() + " was deleted before the job ran"));
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
