@@ -42,10 +42,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--model", required=True, help="an ONNX model file to upload")
+    parser.add_argument("--api-key", default=os.environ.get("MODELPRESS_API_KEY"),
+                        help="API key (default: $MODELPRESS_API_KEY)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the job")
     args = parser.parse_args()
 
-    config = modelpress_client.Configuration(host=args.base_url)
+    config = modelpress_client.Configuration(host=args.base_url, access_token=args.api_key)
     with modelpress_client.ApiClient(config) as client:
         # 1. Upload: the raw file as application/octet-stream (the client reads it from the path).
         model = ModelUploadApi(client).upload_model(body=args.model, name="python-e2e")

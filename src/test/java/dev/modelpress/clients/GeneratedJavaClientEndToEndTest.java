@@ -57,6 +57,7 @@ class GeneratedJavaClientEndToEndTest {
   @Test
   void generatedClientUploadsQuantizesAndDownloadsMiniLmWithMatchingSha256() throws Exception {
     ApiClient client = new ApiClient().setBasePath("http://localhost:" + port);
+    client.setBearerToken(dev.modelpress.testing.Api.TEST_ADMIN_KEY);
     Path original = MiniLm.modelFile();
 
     Model model = new ModelUploadApi(client).uploadModel(original.toFile(), "minilm", null);
@@ -100,6 +101,7 @@ class GeneratedJavaClientEndToEndTest {
   @Test
   void generatedClientSurfacesProblemDocumentsAsApiExceptions() {
     ApiClient client = new ApiClient().setBasePath("http://localhost:" + port);
+    client.setBearerToken(dev.modelpress.testing.Api.TEST_ADMIN_KEY);
     JobRequest unknownModel = new JobRequest()
         .modelId(UUID.randomUUID())
         .steps(List.of(new JobStep().type("prune").sparsity(0.5)));

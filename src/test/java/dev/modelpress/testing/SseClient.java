@@ -38,7 +38,8 @@ public final class SseClient implements AutoCloseable {
 
   /** Opens {@code url} with {@code Accept: text/event-stream} and optional header pairs. */
   public static SseClient open(String url, String... headers) throws IOException, InterruptedException {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).header("Accept", "text/event-stream").GET();
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).header("Accept", "text/event-stream")
+        .header("Authorization", "Bearer " + Api.TEST_ADMIN_KEY).GET();
     if (headers.length > 0) {
       b.headers(headers);
     }
