@@ -199,8 +199,11 @@ class FairQueueTest {
     assertThat(claimed).hasSize(200).doesNotHaveDuplicates();
     Map<String, Long> firstForty = claimed.subList(0, 40).stream()
         .collect(Collectors.groupingBy(this::owner, Collectors.counting()));
-    // Round robin across 4 tenants: every tenant gets about a quarter of the first 40 claims.
-    assertThat(firstForty.values()).allSatisfy(n -> assertThat(n).isBetween(7L, 13L));
+    // Round robin across 4 tenants: every tenant gets a fair share of the first 40 claims. The
+    // order is recorded by racing threads on a loaded machine, so allow slack, but no starvation
+    // (FIFO would give the first 40 claims to whichever tenant was inserted first in each run).
+    assertThat(firstForty).hasSize(4);
+    assertThat(firstForty.values()).allSatisfy(n -> assertThat(n).isBetween(4L, 16L));
   }
 
   private List<UUID> claimTimes(int times, boolean finishEach) {
