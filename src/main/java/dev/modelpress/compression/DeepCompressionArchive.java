@@ -27,7 +27,8 @@ import java.util.zip.InflaterInputStream;
  * back into a runnable ONNX model.
  *
  * <p>Every FLOAT initializer of at least {@value #MIN_ELEMENTS} elements with at most 256
- * distinct non-zero values (what a {@code share} step leaves) is coded as: a codebook of float32
+ * distinct non-zero values (what a {@code share} step leaves), whose coded form is smaller than
+ * its raw floats, is coded as: a codebook of float32
  * centroids; the positions of its non-zeros as relative indices (the number of zeros before each
  * non-zero, one symbol 0..254, with 255 as a filler that skips 255 zeros when a gap is longer);
  * and the codebook index of each non-zero. Both symbol streams are entropy-coded with their own
@@ -102,12 +103,14 @@ public final class DeepCompressionArchive {
     for (int i = 0; i < graph.getInitializerCount(); i++) {
       TensorProto tensor = graph.getInitializer(i);
       Coded c = code(tensor);
-      if (c == null) {
+      // A codebook is worth it only when it beats the raw floats (not for a bias of distinct values).
+      if (c == null || c.bytes() >= 4 * c.elements) {
         continue;
       }
       coded++;
       skeleton.setInitializer(i, tensor.toBuilder().clearRawData().clearFloatData());
       long before = t.size();
+      t.writeUTF(tensor.getName());
       c.writeTo(t);
       long bytes = t.size() - before;
       long k = c.codebook.length;
@@ -183,6 +186,12 @@ public final class DeepCompressionArchive {
   /** One tensor's codebook and coded streams. */
   private record Coded(long elements, float[] codebook, HuffmanCode gaps, HuffmanCode indices, long gapCount,
       long nonZeros, byte[] gapStream, byte[] indexStream) {
+
+    /** Bytes {@link #writeTo} writes, without the name. */
+    long bytes() {
+      return 8 + 2 + 4L * codebook.length + GAP_SYMBOLS + codebook.length + 8 + 8 + 4 + gapStream.length + 4
+          + indexStream.length;
+    }
 
     void writeTo(DataOutputStream t) throws IOException {
       t.writeLong(elements);
