@@ -137,9 +137,13 @@ public final class SpecValidator {
     }
   }
 
-  /** N:M groups must tile the input axis where the catalogue shows which axis that is. */
+  /**
+   * N:M groups must tile the input axis where the catalogue shows which axis that is. Only for an
+   * explicit selection: the default one also drops the final classifier, which needs the graph the
+   * catalogue does not have, so there the run-time check (same message) decides.
+   */
   private static void checkNmGroups(PruneSpec p, TensorInfo t, String field, List<Violation> out) {
-    if (p.m() == null || p.m() < 2) {
+    if (p.m() == null || p.m() < 2 || p.m() > MAX_M || p.include().isEmpty()) {
       return;
     }
     List<Long> shape = t.shape();

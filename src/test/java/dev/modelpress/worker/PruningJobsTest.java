@@ -210,7 +210,8 @@ class PruningJobsTest {
 
     // The N:M groups of c1.w run over its 16 input channels: m = 32 does not tile them.
     Api.Response tiles = api.postJson("/v1/jobs", """
-        {"modelId":"%s","steps":[{"type":"prune","method":"nm","n":2,"m":32}]}""".formatted(modelId));
+        {"modelId":"%s","steps":[{"type":"prune","method":"nm","n":2,"m":32,"include":["c.\\\\.w"]}]}"""
+        .formatted(modelId));
     assertThat(tiles.status()).isEqualTo(422);
     assertThat(tiles.json().get("errors").get(0).get("message").asString())
         .contains("tensor 'c1.w' has 16 weights along its input axis, not a multiple of m = 32");
