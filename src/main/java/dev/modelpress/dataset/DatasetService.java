@@ -9,6 +9,7 @@ import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Owners;
 import dev.modelpress.system.UploadSpool;
+import dev.modelpress.tenant.StorageQuota;
 import dev.modelpress.system.Uploads;
 import java.io.IOException;
 import java.io.InputStream;
@@ -39,16 +40,18 @@ public class DatasetService {
   private final Clock clock;
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
+  private final StorageQuota quota;
   private final DatasetProperties props;
 
   DatasetService(DatasetRepository datasets, ArtifactStore store, JsonMapper json, Clock clock,
-      TransactionTemplate tx, JdbcClient jdbc, DatasetProperties props) {
+      TransactionTemplate tx, JdbcClient jdbc, DatasetProperties props, StorageQuota quota) {
     this.datasets = datasets;
     this.store = store;
     this.json = json;
     this.clock = clock;
     this.tx = tx;
     this.jdbc = jdbc;
+    this.quota = quota;
     this.props = props;
   }
 
@@ -56,6 +59,8 @@ public class DatasetService {
     if (upload.size() == 0) {
       throw new ApiProblem(ApiProblem.Kind.MALFORMED_REQUEST, "the uploaded file is empty");
     }
+    String owner = Owners.current();
+    quota.check(owner, upload.size());
     DatasetSummary summary;
     try {
       if (!isZip(upload.file())) {
@@ -70,10 +75,13 @@ public class DatasetService {
     String key = "datasets/" + id + "/data.npz";
     StoredObject stored = store.put(key, upload.file());
     try {
-      DatasetEntity entity = new DatasetEntity(id, Owners.current(), Uploads.displayName(name, fileName, id + ".npz"),
+      DatasetEntity entity = new DatasetEntity(id, owner, Uploads.displayName(name, fileName, id + ".npz"),
           key, stored.sha256(), stored.size(), summary.samples(), summary.hasLabels(),
           json.writeValueAsString(summary.arrays()), clock.instant());
-      return tx.execute(status -> datasets.save(entity));
+      return tx.execute(status -> {
+        quota.checkLocked(owner, stored.size());
+        return datasets.save(entity);
+      });
     } catch (RuntimeException e) {
       store.delete(key);
       throw e;
@@ -87,6 +95,11 @@ public class DatasetService {
   /** A dataset by id whoever owns it: for workers. */
   public java.util.Optional<DatasetEntity> find(UUID id) {
     return datasets.findById(id);
+  }
+
+  /** A dataset by id if {@code owner} owns it: for workers acting for a job's owner. */
+  public java.util.Optional<DatasetEntity> find(UUID id, String owner) {
+    return datasets.findByIdAndOwner(id, owner);
   }
 
   public Page<DatasetEntity> list(int page, int size) {

@@ -67,8 +67,10 @@ class JobController implements JobsApi {
     dto.setCalibrationDatasetId(j.getCalibrationDatasetId());
     dto.setEvaluationDatasetId(j.getEvaluationDatasetId());
     dto.setCancelRequested(j.isCancelRequested());
+    dto.setPriority(j.getPriority());
     dto.setStartedAt(time(j.getStartedAt()));
     dto.setFinishedAt(time(j.getFinishedAt()));
+    dto.setCallbackUrl(j.getCallbackUrl());
     if (j.getProgress() != null) {
       dto.setProgress(json.readValue(j.getProgress(), JobProgress.class));
     }

@@ -41,6 +41,11 @@ public class JobEntity {
   @Column(name = "started_at") private Instant startedAt;
   @Column(name = "finished_at") private Instant finishedAt;
   @Column(name = "updated_at", nullable = false) private Instant updatedAt;
+  // live/webhooks: where the terminal webhook goes; event_seq is maintained by a trigger (V2).
+  @Column(name = "callback_url") private String callbackUrl;
+  @Column(name = "event_seq", insertable = false, updatable = false) private long eventSeq;
+  /** Order among the owner's queued jobs (higher first); see {@link JobQueue#claim}. */
+  @Column(nullable = false) private int priority;
 
   protected JobEntity() {}
 
@@ -81,4 +86,13 @@ public class JobEntity {
   public Instant getStartedAt() { return startedAt; }
   public Instant getFinishedAt() { return finishedAt; }
   public Instant getUpdatedAt() { return updatedAt; }
+  public String getCallbackUrl() { return callbackUrl; }
+  /** Counts the changes SSE clients see (state, progress, cancel request); the events' id. */
+  public long getEventSeq() { return eventSeq; }
+
+  void setCallbackUrl(String callbackUrl) { this.callbackUrl = callbackUrl; }
+  public int getPriority() { return priority; }
+
+  /** Set before the row is first saved. */
+  void setPriority(int priority) { this.priority = priority; }
 }

@@ -1,10 +1,12 @@
 package dev.modelpress.job;
 
+import dev.modelpress.tenant.QuotaProperties;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
@@ -13,9 +15,9 @@ import org.springframework.stereotype.Component;
 import org.springframework.transaction.support.TransactionTemplate;
 
 /**
- * The {@code jobs} table as a queue. A claim takes the oldest claimable row with
- * {@code FOR UPDATE SKIP LOCKED}, so any number of workers in any number of processes never take
- * the same job; the claimer holds a lease it must renew. Every later transition is fenced on the
+ * The {@code jobs} table as a queue. A claim takes a claimable row with
+ * {@code FOR UPDATE SKIP LOCKED}, interleaving tenants fairly (see {@link #claim}), so any number
+ * of workers in any number of processes never take the same job; the claimer holds a lease it must renew. Every later transition is fenced on the
  * lease owner, so a worker that lost its lease (paused, partitioned) cannot overwrite the result of
  * the worker that took over.
  */
@@ -26,6 +28,14 @@ public class JobQueue {
   public static final String QUEUED_CHANNEL = "modelpress_jobs";
   /** NOTIFY channel for cancellation requests of running jobs; payload is the job id. */
   public static final String CANCEL_CHANNEL = "modelpress_cancel";
+  /**
+   * NOTIFY channel of every change a client can see (state, progress, cancel request); payload
+   * {@code <job id>:<event_seq>}. Sent by a trigger on {@code jobs} (V2), as is the webhook outbox
+   * row written when a job with a {@code callback_url} ends, so every statement here is covered.
+   */
+  public static final String EVENTS_CHANNEL = "modelpress_job_events";
+  /** NOTIFY channel of webhooks queued in the outbox (payload: job id); sent by the same trigger. */
+  public static final String WEBHOOKS_CHANNEL = "modelpress_webhooks";
 
   /** A job claimed by a worker: its id and which attempt this is (1-based). */
   public record Claim(UUID jobId, int attempt, String worker) {}
@@ -39,38 +49,112 @@ public class JobQueue {
   private final JdbcClient jdbc;
   private final Clock clock;
   private final TransactionTemplate tx;
+  private final QuotaProperties quotas;
 
-  JobQueue(JdbcClient jdbc, Clock clock, TransactionTemplate tx) {
+  JobQueue(JdbcClient jdbc, Clock clock, TransactionTemplate tx, QuotaProperties quotas) {
     this.jdbc = jdbc;
     this.clock = clock;
     this.tx = tx;
+    this.quotas = quotas;
   }
 
+  // --- Fair claim (tenancy): begin -------------------------------------------------------------
+
   /**
-   * Claims the oldest queued job, or a running one whose lease expired and that has attempts
-   * left. The attempt counter is incremented by the claim, so a job whose workers keep dying is
-   * given up by {@link #expireExhausted()} after {@code max_attempts}.
+   * Claims a job fairly across tenants: among tenants below their running-job limit, the one with
+   * the fewest live running jobs, ties broken by the longest wait since its last claim (round
+   * robin); within that tenant, the highest priority, then the oldest job. Claimable are queued
+   * jobs and running ones whose lease expired with attempts left. The attempt counter is
+   * incremented by the claim, so a job whose workers keep dying is given up by
+   * {@link #expireExhausted()} after {@code max_attempts}.
+   *
+   * <p>One short transaction: pick and lock a job ({@code SKIP LOCKED}), stamp the tenant's
+   * {@code tenant_claims} row (which serialises concurrent claims of one tenant), recount the
+   * tenant's running jobs with a fresh snapshot, and take the job only if the tenant is still under
+   * its limit; otherwise roll back and try the other tenants.
    */
   public Optional<Claim> claim(String worker, Duration lease) {
+    List<String> atLimit = new ArrayList<>();
+    // Each round excludes one more tenant found at its limit; a handful covers any real race.
+    for (int round = 0; round < 16; round++) {
+      ClaimRound result = tx.execute(status -> {
+        ClaimRound r = claimOnce(worker, lease, atLimit);
+        if (r.skippedOwner() != null) {
+          status.setRollbackOnly();
+        }
+        return r;
+      });
+      if (result == null || result.skippedOwner() == null) {
+        return result == null ? Optional.empty() : Optional.ofNullable(result.claim());
+      }
+      atLimit.add(result.skippedOwner());
+    }
+    return Optional.empty();
+  }
+
+  private record ClaimRound(Claim claim, String skippedOwner) {}
+
+  private record Candidate(UUID id, String owner, int maxRunning) {}
+
+  private ClaimRound claimOnce(String worker, Duration lease, List<String> excludedOwners) {
     Instant now = clock.instant();
-    return jdbc.sql("""
-            update jobs j
+    Optional<Candidate> candidate = jdbc.sql("""
+            with live as (
+                select owner, count(*) as running from jobs
+                 where state = 'RUNNING' and lease_expires_at >= :now
+                 group by owner)
+            select j.id, j.owner, coalesce(t.max_running_jobs, :maxRunning)
+              from jobs j
+              left join live l on l.owner = j.owner
+              left join tenants t on t.id = j.owner
+              left join tenant_claims c on c.owner = j.owner
+             where (j.state = 'QUEUED'
+                    or (j.state = 'RUNNING' and j.lease_expires_at < :now
+                        and j.attempts < j.max_attempts and not j.cancel_requested))
+               and coalesce(l.running, 0) < coalesce(t.max_running_jobs, :maxRunning)
+               and not (j.owner = any(:excluded))
+             order by coalesce(l.running, 0), c.last_claim nulls first, j.priority desc, j.created_at
+             limit 1
+               for update of j skip locked""")
+        .param("now", ts(now))
+        .param("maxRunning", quotas.maxRunningJobs())
+        .param("excluded", excludedOwners.toArray(String[]::new))
+        .query((rs, i) -> new Candidate(rs.getObject(1, UUID.class), rs.getString(2), rs.getInt(3)))
+        .optional();
+    if (candidate.isEmpty()) {
+      return new ClaimRound(null, null);
+    }
+    Candidate c = candidate.get();
+    // Waits for a concurrent claim of the same tenant to commit, so the recount below sees it.
+    jdbc.sql("""
+            insert into tenant_claims (owner, last_claim, last_claimed_at) values (?, nextval('tenant_claim_order'), ?)
+            on conflict (owner) do update set last_claim = excluded.last_claim, last_claimed_at = excluded.last_claimed_at""")
+        .params(c.owner(), ts(now))
+        .update();
+    int running = jdbc.sql("""
+            select count(*) from jobs where owner = ? and state = 'RUNNING' and lease_expires_at >= ?""")
+        .params(c.owner(), ts(now))
+        .query(Integer.class)
+        .single();
+    if (running >= c.maxRunning()) {
+      return new ClaimRound(null, c.owner());
+    }
+    int attempt = jdbc.sql("""
+            update jobs
                set state = 'RUNNING', lease_owner = :worker, lease_expires_at = :expires,
-                   attempts = j.attempts + 1, started_at = coalesce(j.started_at, :now), updated_at = :now
-             where j.id = (select id from jobs
-                            where state = 'QUEUED'
-                               or (state = 'RUNNING' and lease_expires_at < :now
-                                   and attempts < max_attempts and not cancel_requested)
-                            order by created_at
-                            for update skip locked
-                            limit 1)
-            returning j.id, j.attempts""")
+                   attempts = attempts + 1, started_at = coalesce(started_at, :now), updated_at = :now
+             where id = :id
+            returning attempts""")
         .param("worker", worker)
         .param("expires", ts(now.plus(lease)))
         .param("now", ts(now))
-        .query((rs, i) -> new Claim(rs.getObject(1, UUID.class), rs.getInt(2), worker))
-        .optional();
+        .param("id", c.id())
+        .query(Integer.class)
+        .single();
+    return new ClaimRound(new Claim(c.id(), attempt, worker), null);
   }
+
+  // --- Fair claim (tenancy): end ---------------------------------------------------------------
 
   /**
    * Ends jobs whose lease expired and that may not be claimed again: those out of attempts fail

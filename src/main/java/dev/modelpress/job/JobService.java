@@ -46,9 +46,11 @@ public class JobService {
   private final Clock clock;
   private final TransactionTemplate tx;
   private final JobProperties props;
+  private final CallbackUrls callbackUrls;
 
   JobService(JobRepository jobs, ArtifactRepository artifacts, JobQueue queue, ModelService models,
-      DatasetService datasets, JsonMapper json, Clock clock, TransactionTemplate tx, JobProperties props) {
+      DatasetService datasets, JsonMapper json, Clock clock, TransactionTemplate tx, JobProperties props,
+      CallbackUrls callbackUrls) {
     this.jobs = jobs;
     this.artifacts = artifacts;
     this.queue = queue;
@@ -58,6 +60,7 @@ public class JobService {
     this.clock = clock;
     this.tx = tx;
     this.props = props;
+    this.callbackUrls = callbackUrls;
   }
 
   /** Validates the request against the model and datasets, then queues it (or replays by key). */
@@ -93,6 +96,8 @@ public class JobService {
       InputCompatibility.check(summary.inputs(), arrays)
           .forEach(m -> errors.add(new ApiProblem.FieldError("evaluationDatasetId", m)));
     }
+    callbackUrls.validate(request.getCallbackUrl())
+        .ifPresent(m -> errors.add(new ApiProblem.FieldError("callbackUrl", m)));
     if (!errors.isEmpty()) {
       throw JobSpecs.validation(errors);
     }
@@ -100,6 +105,8 @@ public class JobService {
         ? 256 : request.getEvaluationSamples()));
     JobEntity job = new JobEntity(UUID.randomUUID(), owner, model.getId(), null, request.getEvaluationDatasetId(),
         spec, idempotencyKey, requestHash, props.maxAttempts(), clock.instant());
+    job.setCallbackUrl(request.getCallbackUrl());
+    job.setPriority(request.getPriority() == null ? 0 : request.getPriority());
     try {
       return new Submitted(tx.execute(status -> {
         JobEntity saved = jobs.saveAndFlush(job);

@@ -8,6 +8,7 @@ import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Owners;
 import dev.modelpress.system.UploadSpool;
+import dev.modelpress.tenant.StorageQuota;
 import dev.modelpress.system.Uploads;
 import java.io.IOException;
 import java.time.Clock;
@@ -43,15 +44,17 @@ public class ModelService {
   private final Clock clock;
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
+  private final StorageQuota quota;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
-      TransactionTemplate tx, JdbcClient jdbc) {
+      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota) {
     this.models = models;
     this.store = store;
     this.json = json;
     this.clock = clock;
     this.tx = tx;
     this.jdbc = jdbc;
+    this.quota = quota;
   }
 
   /** Validates a spooled upload, stores it and records it. */
@@ -60,17 +63,22 @@ public class ModelService {
     if (upload.size() == 0) {
       throw new ApiProblem(ApiProblem.Kind.MALFORMED_REQUEST, "the uploaded file is empty");
     }
+    String owner = Owners.current();
+    quota.check(owner, upload.size());
     ModelSummary summary = ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
     String key = "models/" + id + "/model." + summary.format();
     StoredObject stored = store.put(key, upload.file());
     try {
-      ModelEntity entity = new ModelEntity(id, Owners.current(), Uploads.displayName(name, fileName, id + "." + summary.format()),
+      ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
           summary.format(), key, stored.sha256(), stored.size(), summary.parameterCount(), summary.tensors().size(),
           json.writeValueAsString(new StoredSummary(summary.inputs(), summary.outputs(), summary.opsets(),
               summary.irVersion(), summary.producer(), summary.metadata())),
           json.writeValueAsString(summary.tensors()), clock.instant());
-      return tx.execute(status -> models.save(entity));
+      return tx.execute(status -> {
+        quota.checkLocked(owner, stored.size());
+        return models.save(entity);
+      });
     } catch (RuntimeException e) {
       store.delete(key);
       throw e;
@@ -84,6 +92,11 @@ public class ModelService {
   /** A model by id whoever owns it: for workers, which act for the job's owner. */
   public java.util.Optional<ModelEntity> find(UUID id) {
     return models.findById(id);
+  }
+
+  /** A model by id if {@code owner} owns it: for workers acting for a job's owner. */
+  public java.util.Optional<ModelEntity> find(UUID id, String owner) {
+    return models.findByIdAndOwner(id, owner);
   }
 
   /** The model's file on local disk: the stored file itself, or a copy made in {@code workDir}. */

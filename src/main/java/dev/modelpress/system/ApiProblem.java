@@ -34,6 +34,12 @@ public class ApiProblem extends RuntimeException {
     NOT_IMPLEMENTED(HttpStatus.NOT_IMPLEMENTED, "not-implemented", "Not implemented yet"),
     STORAGE_UNAVAILABLE(HttpStatus.SERVICE_UNAVAILABLE, "storage-unavailable", "Object storage unavailable"),
     INTERNAL(HttpStatus.INTERNAL_SERVER_ERROR, "internal-error", "Internal error"),
+    // Tenancy, authentication and quotas.
+    UNAUTHORIZED(HttpStatus.UNAUTHORIZED, "unauthorized", "Authentication required"),
+    FORBIDDEN(HttpStatus.FORBIDDEN, "forbidden", "Not allowed for this credential"),
+    ALREADY_EXISTS(HttpStatus.CONFLICT, "already-exists", "Already exists"),
+    QUOTA_EXCEEDED(HttpStatus.CONTENT_TOO_LARGE, "quota-exceeded", "Storage quota exceeded"),
+    RATE_LIMITED(HttpStatus.TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
     // Job failures (reported inside a job, not as an HTTP response).
     JOB_FAILED(HttpStatus.UNPROCESSABLE_CONTENT, "job-failed", "The job failed"),
     JOB_ATTEMPTS_EXHAUSTED(HttpStatus.INTERNAL_SERVER_ERROR, "attempts-exhausted", "The job's workers kept dying");
@@ -66,6 +72,7 @@ public class ApiProblem extends RuntimeException {
 
   private final Kind kind;
   private final List<FieldError> errors;
+  private final java.util.Map<String, Object> properties = new java.util.LinkedHashMap<>();
 
   public ApiProblem(Kind kind, String detail) {
     this(kind, detail, List.of());
@@ -83,6 +90,17 @@ public class ApiProblem extends RuntimeException {
 
   public List<FieldError> errors() {
     return errors;
+  }
+
+  /** Adds an extension member to the problem document (e.g. {@code limit} of a quota). */
+  public ApiProblem with(String name, Object value) {
+    properties.put(name, value);
+    return this;
+  }
+
+  /** Extension members of the problem document. */
+  public java.util.Map<String, Object> properties() {
+    return java.util.Collections.unmodifiableMap(properties);
   }
 
   public static ApiProblem notFound(String what, Object id) {

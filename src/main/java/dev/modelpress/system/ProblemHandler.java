@@ -42,7 +42,9 @@ class ProblemHandler extends ResponseEntityExceptionHandler {
 
   @ExceptionHandler(ApiProblem.class)
   ResponseEntity<ProblemDetail> apiProblem(ApiProblem e, WebRequest request) {
-    return respond(Problems.of(e.kind(), e.getMessage(), e.errors()), request);
+    ProblemDetail problem = Problems.of(e.kind(), e.getMessage(), e.errors());
+    e.properties().forEach(problem::setProperty);
+    return respond(problem, request);
   }
 
   @ExceptionHandler(MethodArgumentTypeMismatchException.class)

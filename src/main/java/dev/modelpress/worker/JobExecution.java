@@ -2,6 +2,8 @@ package dev.modelpress.worker;
 
 import dev.modelpress.compression.CompressionCancelledException;
 import dev.modelpress.job.JobQueue;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -52,5 +54,39 @@ final class JobExecution {
 
   String lastProgress() {
     return lastProgress;
+  }
+
+  // --- step timing for metrics (called from the worker thread only) ---
+
+  /** How long one completed step took. */
+  record StepTime(String type, long nanos) {}
+
+  private final List<StepTime> stepTimes = new ArrayList<>();
+  private int stepIndex = -1;
+  private String stepType;
+  private long stepStarted;
+
+  /** The job is in step {@code index} of type {@code type}; entering a new one completes the last. */
+  void step(int index, String type) {
+    if (index == stepIndex && type.equals(stepType)) {
+      return;
+    }
+    endStep();
+    stepIndex = index;
+    stepType = type;
+    stepStarted = System.nanoTime();
+  }
+
+  /** The current step completed (a step cut short by a stop is never recorded). */
+  void endStep() {
+    if (stepType != null) {
+      stepTimes.add(new StepTime(stepType, System.nanoTime() - stepStarted));
+      stepType = null;
+      stepIndex = -1;
+    }
+  }
+
+  List<StepTime> stepTimes() {
+    return List.copyOf(stepTimes);
   }
 }

@@ -142,10 +142,11 @@ class JobRunner {
     Instant started = clock.instant();
     JobService.StoredSpec spec = jobs.spec(job);
     List<StepSpec> steps = JobSpecs.toSpecs(spec.steps());
-    ModelEntity model = models.find(job.getModelId())
+    // The worker acts for the job's owner: it reads only that tenant's model and dataset.
+    ModelEntity model = models.find(job.getModelId(), job.getOwner())
         .orElseThrow(() -> new MissingInput("model " + job.getModelId() + " was deleted before the job ran"));
     DatasetEntity evaluation = job.getEvaluationDatasetId() == null ? null
-        : datasets.find(job.getEvaluationDatasetId()).orElseThrow(() ->
+        : datasets.find(job.getEvaluationDatasetId(), job.getOwner()).orElseThrow(() ->
             new MissingInput("dataset " + job.getEvaluationDatasetId() + " was deleted before the job ran"));
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
@@ -153,9 +154,12 @@ class JobRunner {
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
     PipelineResult result = OnnxPipeline.run(original, steps, (step, total, type, item, items, message) -> {
-      exec.progress(progress(step, phases, type, item, items, message));
+      exec.step(step, type);
+      // The pipeline counts steps from 0; JobProgress.step is 1-based.
+      exec.progress(progress(step + 1, phases, type, item, items, message));
       exec.checkpoint();
     });
+    exec.endStep();
     Path outFile = work.resolve("model.onnx");
     OnnxModels.write(result.model(), outFile);
     // ---- w2-prune (begin): Deep Compression archive, decoded model.onnx ----
@@ -166,6 +170,7 @@ class JobRunner {
 
     FidelityReport fidelity = null;
     if (evaluation != null) {
+      exec.step(phases, "evaluate");
       exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
       exec.checkpoint();
       List<NdArray> data = datasets.load(evaluation, work);
@@ -173,6 +178,7 @@ class JobRunner {
         fidelity = evaluator.compare(originalFile, outFile, data,
             EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
       }
+      exec.endStep();
       exec.checkpoint();
     }
     // ---- w2-prune (begin): gzip container, structured-pruning latency ----

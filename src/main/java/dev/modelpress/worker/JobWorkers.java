@@ -35,6 +35,7 @@ public class JobWorkers implements SmartLifecycle {
   private final JobQueue queue;
   private final JobRunner runner;
   private final WorkerProperties props;
+  private final WorkerMetrics metrics;
   private final String processId;
   private final Semaphore wakeups = new Semaphore(0);
   private final Map<UUID, JobExecution> running = new ConcurrentHashMap<>();
@@ -42,10 +43,12 @@ public class JobWorkers implements SmartLifecycle {
   private ScheduledExecutorService heartbeats;
   private volatile boolean active;
 
-  JobWorkers(JobQueue queue, JobRunner runner, WorkerProperties props) {
+  JobWorkers(JobQueue queue, JobRunner runner, WorkerProperties props, WorkerMetrics metrics) {
     this.queue = queue;
     this.runner = runner;
     this.props = props;
+    this.metrics = metrics;
+    metrics.watch(this);
     this.processId = hostName() + ":" + ManagementFactory.getRuntimeMXBean().getPid() + ":"
         + UUID.randomUUID().toString().substring(0, 8);
   }
@@ -154,11 +157,14 @@ public class JobWorkers implements SmartLifecycle {
     long period = props.heartbeat().toMillis();
     ScheduledFuture<?> beat = heartbeats.scheduleAtFixedRate(() -> heartbeat(exec), period, period,
         TimeUnit.MILLISECONDS);
+    long started = System.nanoTime();
+    metrics.claimed(claim);
     try {
       runner.run(exec);
     } finally {
       beat.cancel(false);
       running.remove(claim.jobId());
+      metrics.finished(exec, System.nanoTime() - started);
     }
   }
 

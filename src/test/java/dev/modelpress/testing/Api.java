@@ -11,8 +11,15 @@ import java.util.Set;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
-/** A small real-HTTP client for tests against a running service (no MockMvc: bytes really stream). */
+/**
+ * A small real-HTTP client for tests against a running service (no MockMvc: bytes really stream).
+ * It authenticates with {@link #TEST_ADMIN_KEY} (the bootstrap admin key of tenant "default" that
+ * the test profile provisions) unless told otherwise with {@link #withKey} or {@link #anonymous}.
+ */
 public final class Api {
+
+  /** The admin key of tenant "default" in every test context (application-test.yml). */
+  public static final String TEST_ADMIN_KEY = "mp_testadmin000_modelpress-test-admin-key-not-a-secret-0000";
 
   /** A response: status, headers and the body parsed as JSON when it is JSON. */
   public record Response(int status, java.net.http.HttpHeaders headers, String body, JsonNode json) {
@@ -26,11 +33,48 @@ public final class Api {
   }
 
   private static final JsonMapper JSON = JsonMapper.builder().build();
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private final HttpClient http;
   private final String base;
+  private final String key;
 
   public Api(int port) {
-    this.base = "http://127.0.0.1:" + port;
+    this(HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build(), "http://127.0.0.1:" + port,
+        TEST_ADMIN_KEY);
+  }
+
+  private Api(HttpClient http, String base, String key) {
+    this.http = http;
+    this.base = base;
+    this.key = key;
+  }
+
+  /** The same client authenticating with another API key (or bearer token). */
+  public Api withKey(String key) {
+    return new Api(http, base, key);
+  }
+
+  /** The same client sending no credential. */
+  public Api anonymous() {
+    return new Api(http, base, null);
+  }
+
+  /** A request builder for {@code path} carrying this client's credential. */
+  public HttpRequest.Builder request(String path) {
+    HttpRequest.Builder b = HttpRequest.newBuilder(uri(path));
+    if (key != null) {
+      b.header("Authorization", "Bearer " + key);
+    }
+    return b;
+  }
+
+  /** Sends any request built with {@link #request}. */
+  public Response send(HttpRequest.Builder builder) {
+    return sendString(builder);
+  }
+
+  public Response put(String path, String json) {
+    return send(request(path).header("Content-Type", "application/json")
+        .PUT(HttpRequest.BodyPublishers.ofString(json)));
   }
 
   public String base() {
@@ -38,11 +82,11 @@ public final class Api {
   }
 
   public Response get(String path) {
-    return send(HttpRequest.newBuilder(uri(path)).GET());
+    return send(request(path).GET());
   }
 
   public Response delete(String path) {
-    return send(HttpRequest.newBuilder(uri(path)).DELETE());
+    return send(request(path).DELETE());
   }
 
   public Response postJson(String path, String json) {
@@ -50,7 +94,7 @@ public final class Api {
   }
 
   public Response postJson(String path, String json, String idempotencyKey) {
-    HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/json")
+    HttpRequest.Builder b = request(path).header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString(json));
     if (idempotencyKey != null) {
       b.header("Idempotency-Key", idempotencyKey);
@@ -60,7 +104,7 @@ public final class Api {
 
   public Response postFile(String path, Path file) {
     try {
-      return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", "application/octet-stream")
+      return send(request(path).header("Content-Type", "application/octet-stream")
           .POST(HttpRequest.BodyPublishers.ofFile(file)));
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
@@ -68,7 +112,7 @@ public final class Api {
   }
 
   public Response postBytes(String path, byte[] bytes, String contentType) {
-    return send(HttpRequest.newBuilder(uri(path)).header("Content-Type", contentType)
+    return send(request(path).header("Content-Type", contentType)
         .POST(HttpRequest.BodyPublishers.ofByteArray(bytes)));
   }
 
@@ -96,6 +140,7 @@ public final class Api {
       String head = "POST " + u.getRawPath() + (u.getRawQuery() == null ? "" : "?" + u.getRawQuery()) + " HTTP/1.1\r\n"
           + "Host: " + u.getHost() + ":" + u.getPort() + "\r\n"
           + "Content-Type: application/octet-stream\r\n"
+          + (key == null ? "" : "Authorization: Bearer " + key + "\r\n")
           + "Content-Length: " + declaredLength + "\r\n\r\n";
       socket.getOutputStream().write(head.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
       socket.getOutputStream().flush();
@@ -116,7 +161,7 @@ public final class Api {
   /** Downloads to a file; returns the response with an empty body. */
   public Response download(String path, Path target, String... headers) {
     try {
-      HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).GET();
+      HttpRequest.Builder b = request(path).GET();
       if (headers.length > 0) {
         b.headers(headers);
       }
@@ -133,7 +178,7 @@ public final class Api {
   /** Raw bytes of a GET, with optional request headers as name/value pairs. */
   public HttpResponse<byte[]> getBytes(String path, String... headers) {
     try {
-      HttpRequest.Builder b = HttpRequest.newBuilder(uri(path)).GET();
+      HttpRequest.Builder b = request(path).GET();
       if (headers.length > 0) {
         b.headers(headers);
       }
@@ -169,7 +214,7 @@ public final class Api {
     }
   }
 
-  private Response send(HttpRequest.Builder builder) {
+  private Response sendString(HttpRequest.Builder builder) {
     try {
       HttpResponse<String> r = http.send(builder.timeout(Duration.ofMinutes(2)).build(),
           HttpResponse.BodyHandlers.ofString());

@@ -53,7 +53,9 @@ class RestartTest {
             "modelpress.uploads.spool-dir=" + data.resolve("spool"),
             "modelpress.worker.work-dir=" + data.resolve("work"),
             "modelpress.worker.heartbeat=200ms",
-            "modelpress.worker.poll-interval=500ms")
+            "modelpress.worker.poll-interval=500ms",
+            "modelpress.security.bootstrap.key=" + Api.TEST_ADMIN_KEY,
+            "modelpress.security.bootstrap.key-file=" + data.resolve("bootstrap-admin-key"))
         .run();
   }
 
