@@ -42,6 +42,26 @@ public final class OnnxPipeline {
       List<TensorInfo> selected = select(current, step, i);
       StepRun run = new StepRun(i, steps.size(), step.type(), progress);
       StepReport report = switch (step) {
+        // ---- w2-prune: N:M, structured and weight sharing (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.NM) -> {
+          GraphProto.Builder g = current.getGraph().toBuilder();
+          List<TensorReport> tensors = PruningSteps.nm(g, selected, p, run::at);
+          current = current.toBuilder().setGraph(g).build();
+          yield new StepReport(i, step.type(), PruningSteps.nmSummary(p, tensors), tensors,
+              java.util.Map.of("n", p.n(), "m", p.m()));
+        }
+        case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) -> {
+          PruningSteps.Structured s = PruningSteps.structured(current, selected, p, run::at);
+          current = s.model();
+          yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
+        }
+        case ShareSpec sh -> {
+          GraphProto.Builder g = current.getGraph().toBuilder();
+          PruningSteps.Shared s = PruningSteps.share(g, selected, sh, run::at);
+          current = current.toBuilder().setGraph(g).build();
+          yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
+        }
+        // ---- w2-prune (end) ----
         case PruneSpec p -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           List<TensorReport> tensors = prune(g, selected, p, run);
@@ -67,10 +87,13 @@ public final class OnnxPipeline {
   }
 
   private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
-    List<TensorInfo> selected =
-        TensorSelector.select(OnnxModels.summarize(model).tensors(), step.include(), step.exclude());
+    List<TensorInfo> tensors = OnnxModels.summarize(model).tensors();
+    List<TensorInfo> selected = step instanceof PruneSpec
+        ? PruningSteps.selectForPrune(model, tensors, step.include(), step.exclude())
+        : TensorSelector.select(tensors, step.include(), step.exclude());
     if (selected.isEmpty()) {
-      throw new CompressionException("step " + index + " (" + step.type() + ") selects no tensor");
+      throw new CompressionException("step " + index + " (" + step.type() + ") selects no tensor"
+          + (step instanceof PruneSpec && step.include().isEmpty() ? PruningSteps.PROTECTED_HINT : ""));
     }
     for (TensorInfo t : selected) {
       String why = TensorSelector.unsupportedType(step, t);

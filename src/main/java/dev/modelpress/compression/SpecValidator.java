@@ -24,6 +24,7 @@ public final class SpecValidator {
       return violations;
     }
     boolean quantized = false;
+    boolean shared = false;
     for (int i = 0; i < steps.size(); i++) {
       String at = "steps[" + i + "]";
       StepSpec step = steps.get(i);
@@ -35,20 +36,41 @@ public final class SpecValidator {
         violations.add(new Violation(at, "a " + step.type() + " step cannot follow a quantize step: "
             + "quantized weights are no longer float initializers; put quantize last"));
       }
+      if (shared && step instanceof QuantizeSpec) {
+        violations.add(new Violation(at, "a quantize step cannot follow a share step: the Deep Compression archive "
+            + "codes the shared float weights; share is the last step that changes weight values"));
+      }
       switch (step) {
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, violations);
+        case ShareSpec sh -> validateShare(sh, at, violations);
       }
       quantized |= step instanceof QuantizeSpec;
+      shared |= step instanceof ShareSpec;
       validateSelection(step, at, model.tensors(), violations);
     }
     return violations;
   }
 
   private static void validatePrune(PruneSpec p, String at, List<Violation> out) {
-    if (!p.method().equals("magnitude")) {
-      out.add(new Violation(at + ".method", "unknown pruning method '" + p.method() + "'; supported: magnitude"));
+    // ---- w2-prune: N:M and structured (begin) ----
+    switch (p.method()) {
+      case PruneSpec.MAGNITUDE -> {}
+      case PruneSpec.NM -> {
+        validateNm(p, at, out);
+        return;
+      }
+      case PruneSpec.STRUCTURED -> {
+        validateStructured(p, at, out);
+        return;
+      }
+      default -> {
+        out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
+            + "'; supported: magnitude, nm, structured"));
+        return;
+      }
     }
+    // ---- w2-prune (end) ----
     if (p.sparsity() != null && p.threshold() != null) {
       out.add(new Violation(at, "give either sparsity or threshold, not both"));
     } else if (p.sparsity() == null && p.threshold() == null) {
@@ -68,6 +90,79 @@ public final class SpecValidator {
     }
   }
 
+  // ---- w2-prune: N:M, structured and share checks (begin) ----
+
+  /** Largest group size M accepted for N:M pruning. */
+  static final int MAX_M = 64;
+
+  private static void validateNm(PruneSpec p, String at, List<Violation> out) {
+    if (p.m() == null) {
+      out.add(new Violation(at + ".m", "required for nm pruning (e.g. 4 for 2:4)"));
+    } else if (p.m() < 2 || p.m() > MAX_M) {
+      out.add(new Violation(at + ".m", "must be between 2 and " + MAX_M + " (got " + p.m() + ")"));
+    }
+    if (p.n() == null) {
+      out.add(new Violation(at + ".n", "required for nm pruning (e.g. 2 for 2:4)"));
+    } else if (p.n() < 1 || (p.m() != null && p.n() >= p.m())) {
+      out.add(new Violation(at + ".n", "must be at least 1 and below m" + (p.m() == null ? "" : " = " + p.m())
+          + " (got " + p.n() + ")"));
+    }
+    if (p.sparsity() != null || p.threshold() != null) {
+      out.add(new Violation(at, "nm pruning takes n and m, not sparsity or threshold (its sparsity is 1 - n/m)"));
+    }
+  }
+
+  private static void validateStructured(PruneSpec p, String at, List<Violation> out) {
+    if (p.threshold() != null) {
+      out.add(new Violation(at + ".threshold", "structured pruning takes sparsity (the fraction of channels to "
+          + "remove), not threshold"));
+    }
+    if (p.sparsity() == null) {
+      out.add(new Violation(at + ".sparsity", "required: the fraction of each layer's output channels to remove"));
+    } else if (!(p.sparsity() > 0 && p.sparsity() < 1)) {
+      out.add(new Violation(at + ".sparsity", "must be above 0 and below 1 (got " + p.sparsity() + ")"));
+    }
+    if (p.scope() == PruneSpec.Scope.GLOBAL) {
+      out.add(new Violation(at + ".scope", "structured pruning removes the same fraction of every layer; use layer"));
+    }
+  }
+
+  private static void validateShare(ShareSpec s, String at, List<Violation> out) {
+    if (s.clusters() < ShareSpec.MIN_CLUSTERS || s.clusters() > ShareSpec.MAX_CLUSTERS) {
+      out.add(new Violation(at + ".clusters", "must be between " + ShareSpec.MIN_CLUSTERS + " and "
+          + ShareSpec.MAX_CLUSTERS + " centroids per tensor (got " + s.clusters() + ")"));
+    }
+    if (s.iterations() < 1 || s.iterations() > 1000) {
+      out.add(new Violation(at + ".iterations", "must be between 1 and 1000 (got " + s.iterations() + ")"));
+    }
+  }
+
+  /**
+   * N:M groups must tile the input axis where the catalogue shows which axis that is. Only for an
+   * explicit selection: the default one also drops the final classifier, which needs the graph the
+   * catalogue does not have, so there the run-time check (same message) decides.
+   */
+  private static void checkNmGroups(PruneSpec p, TensorInfo t, String field, List<Violation> out) {
+    if (p.m() == null || p.m() < 2 || p.m() > MAX_M || p.include().isEmpty()) {
+      return;
+    }
+    List<Long> shape = t.shape();
+    Long k = null;
+    for (String c : t.consumers()) {
+      Integer axis = c.startsWith("Gemm:") ? null : NmPruner.reductionAxis(c, shape.size(), false);
+      if (axis != null) {
+        k = shape.get(axis);
+        break;
+      }
+    }
+    if (k != null && k % p.m() != 0) {
+      out.add(new Violation(field, "tensor '" + t.name() + "' has " + k + " weights along its input axis, not a "
+          + "multiple of m = " + p.m() + "; exclude it or choose another m"));
+    }
+  }
+
+  // ---- w2-prune (end) ----
+
   private static void validateQuantize(QuantizeSpec q, String at, List<Violation> out) {
     if (q.bits() != 8) {
       out.add(new Violation(at + ".bits", "only 8-bit quantization is supported so far (got " + q.bits() + ")"));
@@ -80,12 +175,15 @@ public final class SpecValidator {
     if (!patternsValid) {
       return;
     }
-    List<TensorInfo> selected = TensorSelector.select(tensors, step.include(), step.exclude());
+    List<TensorInfo> selected = step instanceof PruneSpec
+        ? TensorSelector.selectForPrune(tensors, step.include(), step.exclude())
+        : TensorSelector.select(tensors, step.include(), step.exclude());
     String selectionField = step.include().isEmpty() ? at : at + ".include";
     if (selected.isEmpty()) {
       out.add(new Violation(at, step.include().isEmpty()
           ? "selects no tensor: the model has no floating-point weight of rank >= 2 feeding MatMul, Gemm, "
               + "Conv, ConvTranspose or Gather" + (step.exclude().isEmpty() ? "" : " that is not excluded")
+              + (step instanceof PruneSpec ? " and not protected" + PruningSteps.PROTECTED_HINT : "")
           : "selects no tensor: every included tensor is excluded"));
       return;
     }
@@ -93,6 +191,9 @@ public final class SpecValidator {
       String why = TensorSelector.unsupportedType(step, t);
       if (why != null) {
         out.add(new Violation(selectionField, why));
+      }
+      if (step instanceof PruneSpec p && p.method().equals(PruneSpec.NM)) {
+        checkNmGroups(p, t, selectionField, out);
       }
       if (step instanceof QuantizeSpec q && q.granularity() == QuantizeSpec.Granularity.CHANNEL && t.shape().isEmpty()) {
         out.add(new Violation(at + ".granularity", "tensor '" + t.name()

@@ -3,9 +3,9 @@ package dev.modelpress.compression;
 import java.util.List;
 
 /** One step of a compression job, as the client specified it. */
-public sealed interface StepSpec permits PruneSpec, QuantizeSpec {
+public sealed interface StepSpec permits PruneSpec, QuantizeSpec, ShareSpec {
 
-  /** The step's type as the API names it: {@code prune} or {@code quantize}. */
+  /** The step's type as the API names it: {@code prune}, {@code quantize} or {@code share}. */
   String type();
 
   /** Whole-name regexes selecting tensors; empty selects the default weights. */

@@ -2,8 +2,13 @@ package dev.modelpress.compression;
 
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.onnx.OnnxTensors;
+import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -17,6 +22,11 @@ import java.util.regex.Pattern;
  * nearly all parameters, and not biases or normalization vectors, which are small and sensitive.
  * Otherwise a candidate is selected when any include pattern matches its whole name. Exclude
  * patterns (whole-name) then remove tensors either way.
+ *
+ * <p>Pruning protects more by default ({@link #pruneProtection}): biases (rank 1), normalization
+ * parameters, embedding tables ({@code Gather} data) and the final classifier (the MatMul/Gemm
+ * whose result is a graph output, see {@link #finalClassifierWeights}) are never pruned unless an
+ * include pattern names them: they hold few parameters and each one matters a lot.
  */
 public final class TensorSelector {
 
@@ -60,6 +70,82 @@ public final class TensorSelector {
         && t.consumers().stream().anyMatch(WEIGHT_INPUTS::contains);
   }
 
+  /**
+   * Selection for a prune step: as {@link #select}, but without include patterns the tensors
+   * {@link #pruneProtection} names are left out.
+   */
+  public static List<TensorInfo> selectForPrune(List<TensorInfo> tensors, List<String> include, List<String> exclude) {
+    List<TensorInfo> selected = select(tensors, include, exclude);
+    if (include.isEmpty()) {
+      selected.removeIf(t -> pruneProtection(t) != null);
+    }
+    return selected;
+  }
+
+  /** Ops whose non-data inputs are normalization parameters. */
+  private static final Set<String> NORMS = Set.of("BatchNormalization", "LayerNormalization",
+      "InstanceNormalization", "GroupNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization");
+
+  /**
+   * Why pruning leaves this tensor alone unless an include names it ({@code bias},
+   * {@code normalization parameter}, {@code embedding table}), or {@code null}. The final
+   * classifier needs the graph and is found by {@link #finalClassifierWeights}.
+   */
+  public static String pruneProtection(TensorInfo t) {
+    for (String c : t.consumers()) {
+      String op = c.substring(0, c.indexOf(':'));
+      if (NORMS.contains(op) && !c.endsWith(":0")) {
+        return "normalization parameter";
+      }
+      if (c.equals("Gather:0")) {
+        return "embedding table";
+      }
+    }
+    return t.shape().size() <= 1 ? "bias" : null;
+  }
+
+  /** Ops a classifier's logits may pass through on their way to a graph output. */
+  private static final Set<String> LOGIT_OPS = Set.of("Identity", "Softmax", "LogSoftmax", "Sigmoid", "Reshape",
+      "Flatten", "Squeeze", "Cast", "Dropout");
+
+  /**
+   * The weights of the final classifier(s): a MatMul or Gemm whose output reaches a graph output
+   * directly or through a bias {@code Add} with an initializer and the ops in {@link #LOGIT_OPS}.
+   * A hidden layer ending in a residual Add or a normalization is not a classifier.
+   */
+  public static Set<String> finalClassifierWeights(GraphProto graph) {
+    Set<String> initializers = new HashSet<>();
+    graph.getInitializerList().forEach(t -> initializers.add(t.getName()));
+    Map<String, NodeProto> producer = new HashMap<>();
+    for (NodeProto n : graph.getNodeList()) {
+      n.getOutputList().forEach(o -> producer.put(o, n));
+    }
+    Set<String> weights = new HashSet<>();
+    for (var out : graph.getOutputList()) {
+      NodeProto n = producer.get(out.getName());
+      // Walk back through logit-preserving ops; the bound guards against malformed cyclic graphs.
+      for (int hops = 0; n != null && hops < 16; hops++) {
+        String op = n.getOpType();
+        if (op.equals("MatMul") || op.equals("Gemm")) {
+          n.getInputList().stream().limit(2).filter(initializers::contains).forEach(weights::add);
+          break;
+        }
+        String next;
+        if (op.equals("Add") && n.getInputCount() == 2 && initializers.contains(n.getInput(1))) {
+          next = n.getInput(0);
+        } else if (op.equals("Add") && n.getInputCount() == 2 && initializers.contains(n.getInput(0))) {
+          next = n.getInput(1);
+        } else if (LOGIT_OPS.contains(op) && n.getInputCount() > 0) {
+          next = n.getInput(0);
+        } else {
+          break;
+        }
+        n = producer.get(next);
+      }
+    }
+    return weights;
+  }
+
   static boolean anyMatches(List<Pattern> patterns, String name) {
     for (Pattern p : patterns) {
       if (p.matcher(name).matches()) {
@@ -74,6 +160,7 @@ public final class TensorSelector {
     boolean supported = switch (step) {
       case PruneSpec p -> t.dtype().equals("FLOAT") || t.dtype().equals("FLOAT16");
       case QuantizeSpec q -> t.dtype().equals("FLOAT");
+      case ShareSpec s -> t.dtype().equals("FLOAT");
     };
     if (supported) {
       return null;

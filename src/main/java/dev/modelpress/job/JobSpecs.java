@@ -4,6 +4,7 @@ import dev.modelpress.api.dto.JobStep;
 import dev.modelpress.api.dto.QuantizeWeights;
 import dev.modelpress.compression.PruneSpec;
 import dev.modelpress.compression.QuantizeSpec;
+import dev.modelpress.compression.ShareSpec;
 import dev.modelpress.compression.StepSpec;
 import dev.modelpress.system.ApiProblem;
 import java.util.ArrayList;
@@ -35,6 +36,27 @@ public final class JobSpecs {
         n.setThreshold(s.getThreshold());
         n.setScope(s.getScope() == null ? "layer" : lower(s.getScope()));
         n.setWeights(s.getWeights());
+        // ---- w2-prune (begin) ----
+        n.setN(s.getN());
+        n.setM(s.getM());
+        n.setClusters(s.getClusters());
+        n.setIterations(s.getIterations());
+        boolean structured = PruneSpec.STRUCTURED.equals(n.getMethod());
+        n.setCriterion(s.getCriterion() == null && structured ? "l1" : lower(s.getCriterion()));
+        n.setTarget(s.getTarget() == null && structured ? "channels" : lower(s.getTarget()));
+        // ---- w2-prune (end) ----
+      } else if ("share".equals(n.getType())) {
+        n.setClusters(s.getClusters() == null ? 32 : s.getClusters());
+        n.setIterations(s.getIterations() == null ? ShareSpec.DEFAULT_ITERATIONS : s.getIterations());
+        n.setMethod(s.getMethod());
+        n.setSparsity(s.getSparsity());
+        n.setThreshold(s.getThreshold());
+        n.setScope(s.getScope());
+        n.setWeights(s.getWeights());
+        n.setN(s.getN());
+        n.setM(s.getM());
+        n.setCriterion(s.getCriterion());
+        n.setTarget(s.getTarget());
       } else if ("quantize".equals(n.getType())) {
         QuantizeWeights w = s.getWeights() == null ? new QuantizeWeights() : s.getWeights();
         n.setWeights(new QuantizeWeights()
@@ -45,12 +67,14 @@ public final class JobSpecs {
         n.setSparsity(s.getSparsity());
         n.setThreshold(s.getThreshold());
         n.setScope(s.getScope());
+        copyPruneFields(s, n);
       } else {
         n.setMethod(s.getMethod());
         n.setSparsity(s.getSparsity());
         n.setThreshold(s.getThreshold());
         n.setScope(s.getScope());
         n.setWeights(s.getWeights());
+        copyPruneFields(s, n);
       }
       out.add(n);
     }
@@ -77,9 +101,27 @@ public final class JobSpecs {
       switch (type) {
         case "prune" -> {
           forbid(errors, at + ".weights", s.getWeights(), "prune");
+          // ---- w2-prune (begin) ----
+          forbid(errors, at + ".clusters", s.getClusters(), "prune");
+          forbid(errors, at + ".iterations", s.getIterations(), "prune");
+          String method = s.getMethod();
+          if (PLANNED_PRUNING.contains(method)) {
+            notBuilt.add(at + ".method: " + method + " needs calibration data and is not built yet; use magnitude, "
+                + "nm or structured");
+            continue;
+          }
+          if (PruneSpec.NM.equals(method) || PruneSpec.STRUCTURED.equals(method)) {
+            specs.add(pruneMethod(s, at, errors, notBuilt));
+            continue;
+          }
+          forbid(errors, at + ".n", s.getN(), "magnitude prune");
+          forbid(errors, at + ".m", s.getM(), "magnitude prune");
+          forbid(errors, at + ".criterion", s.getCriterion(), "magnitude prune");
+          forbid(errors, at + ".target", s.getTarget(), "magnitude prune");
+          // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
-                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude"));
+                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured"));
           }
           PruneSpec.Scope scope = switch (s.getScope()) {
             case "layer" -> PruneSpec.Scope.LAYER;
@@ -100,6 +142,7 @@ public final class JobSpecs {
           forbid(errors, at + ".sparsity", s.getSparsity(), "quantize");
           forbid(errors, at + ".threshold", s.getThreshold(), "quantize");
           forbid(errors, at + ".scope", s.getScope(), "quantize");
+          forbidPruneFields(errors, at, s, "quantize");
           QuantizeWeights w = s.getWeights();
           int bits = w.getBits();
           if (PLANNED_BITS.contains(bits)) {
@@ -118,9 +161,23 @@ public final class JobSpecs {
           };
           specs.add(new QuantizeSpec(8, w.getSymmetric(), granularity, list(s.getInclude()), list(s.getExclude())));
         }
+        // ---- w2-prune (begin) ----
+        case "share" -> {
+          forbid(errors, at + ".method", s.getMethod(), "share");
+          forbid(errors, at + ".sparsity", s.getSparsity(), "share");
+          forbid(errors, at + ".threshold", s.getThreshold(), "share");
+          forbid(errors, at + ".scope", s.getScope(), "share");
+          forbid(errors, at + ".weights", s.getWeights(), "share");
+          forbid(errors, at + ".n", s.getN(), "share");
+          forbid(errors, at + ".m", s.getM(), "share");
+          forbid(errors, at + ".criterion", s.getCriterion(), "share");
+          forbid(errors, at + ".target", s.getTarget(), "share");
+          specs.add(new ShareSpec(s.getClusters(), s.getIterations(), list(s.getInclude()), list(s.getExclude())));
+        }
+        // ---- w2-prune (end) ----
         case "distill" -> notBuilt.add(at + ".type: knowledge distillation is not built yet");
         default -> errors.add(new ApiProblem.FieldError(at + ".type",
-            "unknown step type '" + type + "'; supported: prune, quantize (distill is planned)"));
+            "unknown step type '" + type + "'; supported: prune, quantize, share (distill is planned)"));
       }
     }
     if (!errors.isEmpty()) {
@@ -131,6 +188,76 @@ public final class JobSpecs {
     }
     return specs;
   }
+
+  // ---- w2-prune (begin) ----
+
+  /** Data-aware pruning methods that are planned (they need a calibration dataset). */
+  private static final Set<String> PLANNED_PRUNING = Set.of("wanda", "sparsegpt", "correlation", "activation");
+
+  private static void copyPruneFields(JobStep from, JobStep to) {
+    to.setN(from.getN());
+    to.setM(from.getM());
+    to.setCriterion(from.getCriterion());
+    to.setTarget(from.getTarget());
+    to.setClusters(from.getClusters());
+    to.setIterations(from.getIterations());
+  }
+
+  private static void forbidPruneFields(List<ApiProblem.FieldError> errors, String at, JobStep s, String type) {
+    forbid(errors, at + ".n", s.getN(), type);
+    forbid(errors, at + ".m", s.getM(), type);
+    forbid(errors, at + ".criterion", s.getCriterion(), type);
+    forbid(errors, at + ".target", s.getTarget(), type);
+    forbid(errors, at + ".clusters", s.getClusters(), type);
+    forbid(errors, at + ".iterations", s.getIterations(), type);
+  }
+
+  /** An nm or structured prune step; values are checked by SpecValidator, fields here. */
+  private static PruneSpec pruneMethod(JobStep s, String at, List<ApiProblem.FieldError> errors, List<String> notBuilt) {
+    String kind = s.getMethod() + " prune";
+    PruneSpec.Scope scope = "global".equals(s.getScope()) ? PruneSpec.Scope.GLOBAL : PruneSpec.Scope.LAYER;
+    if (!"layer".equals(s.getScope()) && !"global".equals(s.getScope())) {
+      errors.add(new ApiProblem.FieldError(at + ".scope", "must be layer or global, not '" + s.getScope() + "'"));
+    }
+    if (PruneSpec.NM.equals(s.getMethod())) {
+      forbid(errors, at + ".criterion", s.getCriterion(), kind);
+      forbid(errors, at + ".target", s.getTarget(), kind);
+      if (scope == PruneSpec.Scope.GLOBAL) {
+        errors.add(new ApiProblem.FieldError(at + ".scope", "nm pruning applies to every group alike; use layer"));
+      }
+      return new PruneSpec(PruneSpec.NM, s.getSparsity(), s.getThreshold(), PruneSpec.Scope.LAYER,
+          list(s.getInclude()), list(s.getExclude()), s.getN(), s.getM(), null, null);
+    }
+    forbid(errors, at + ".n", s.getN(), kind);
+    forbid(errors, at + ".m", s.getM(), kind);
+    PruneSpec.Criterion criterion = switch (s.getCriterion()) {
+      case "l1" -> PruneSpec.Criterion.L1;
+      case "l2" -> PruneSpec.Criterion.L2;
+      default -> {
+        errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1 or l2, not '" + s.getCriterion() + "'"
+            + (s.getCriterion().equals("activation") ? " (activation statistics need calibration data: planned)" : "")));
+        yield PruneSpec.Criterion.L1;
+      }
+    };
+    PruneSpec.Target target = switch (s.getTarget()) {
+      case "channels" -> PruneSpec.Target.CHANNELS;
+      case "filters" -> PruneSpec.Target.FILTERS;
+      case "neurons" -> PruneSpec.Target.NEURONS;
+      case "heads" -> {
+        notBuilt.add(at + ".target: removing attention heads is not built yet; use channels, filters or neurons");
+        yield PruneSpec.Target.CHANNELS;
+      }
+      default -> {
+        errors.add(new ApiProblem.FieldError(at + ".target",
+            "must be channels, filters or neurons, not '" + s.getTarget() + "'"));
+        yield PruneSpec.Target.CHANNELS;
+      }
+    };
+    return new PruneSpec(PruneSpec.STRUCTURED, s.getSparsity(), s.getThreshold(), scope, list(s.getInclude()),
+        list(s.getExclude()), null, null, criterion, target);
+  }
+
+  // ---- w2-prune (end) ----
 
   static ApiProblem validation(List<ApiProblem.FieldError> errors) {
     ApiProblem.FieldError first = errors.getFirst();

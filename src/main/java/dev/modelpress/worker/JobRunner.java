@@ -162,6 +162,10 @@ class JobRunner {
     exec.endStep();
     Path outFile = work.resolve("model.onnx");
     OnnxModels.write(result.model(), outFile);
+    // ---- w2-prune (begin): Deep Compression archive, decoded model.onnx ----
+    PruningOutputs pruning = new PruningOutputs(steps, work);
+    pruning.afterCompression(result.model(), outFile);
+    // ---- w2-prune (end) ----
     Instant compressed = clock.instant();
 
     FidelityReport fidelity = null;
@@ -177,6 +181,10 @@ class JobRunner {
       exec.endStep();
       exec.checkpoint();
     }
+    // ---- w2-prune (begin): gzip container, structured-pruning latency ----
+    pruning.afterEvaluation(originalFile, outFile, fidelity, props.evaluationThreads(),
+        OnnxModels.summarize(original).inputs());
+    // ---- w2-prune (end) ----
     Instant evaluated = clock.instant();
 
     long bytesBefore = Files.size(originalFile);
@@ -196,6 +204,7 @@ class JobRunner {
     report.put("timings", Map.of(
         "compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
         "evaluateSeconds", Duration.between(compressed, evaluated).toMillis() / 1000.0));
+    report.putAll(pruning.sections()); // w2-prune
     report.put("provenance", Provenance.describe());
     Path reportFile = work.resolve("report.json");
     json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
@@ -204,6 +213,9 @@ class JobRunner {
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
     artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
     artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    for (PruningOutputs.Extra extra : pruning.extras()) { // w2-prune
+      artifacts.add(put(prefix + extra.name(), extra.file(), extra.name(), extra.contentType(), storedKeys));
+    }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
 

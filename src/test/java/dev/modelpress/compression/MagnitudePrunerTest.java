@@ -23,7 +23,7 @@ class MagnitudePrunerTest {
   @Test
   void layerScopeReachesExactTargetSparsityPerTensor() {
     ModelProto m = Models.mlp(13);
-    PipelineResult r = OnnxPipeline.run(m, List.of(PruneSpec.layer(0.37)), Progress.NONE);
+    PipelineResult r = OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.layer(0.37))), Progress.NONE);
     for (String name : WEIGHTS) {
       float[] before = Models.floats(m, name);
       float[] after = Models.floats(r.model(), name);
@@ -62,7 +62,7 @@ class MagnitudePrunerTest {
     w1[3] = 0f;
     ModelProto m = Models.mlp(13, w1,
         OnnxGraphBuilder.randomFloats(2, 40 * 24, 1f), OnnxGraphBuilder.randomFloats(3, 24 * 16, 1f));
-    float[] after = Models.floats(OnnxPipeline.run(m, List.of(PruneSpec.layer(0.5)), Progress.NONE).model(), "W1");
+    float[] after = Models.floats(OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.layer(0.5))), Progress.NONE).model(), "W1");
     assertThat(Models.zeros(after)).isEqualTo(640);
     for (int i = 0; i < 100; i++) {
       assertThat(after[i * 7]).isZero();
@@ -72,7 +72,7 @@ class MagnitudePrunerTest {
   @Test
   void globalScopeUsesOneThresholdAcrossTensors() {
     ModelProto m = Models.mlp(13);
-    PipelineResult r = OnnxPipeline.run(m, List.of(PruneSpec.global(0.6)), Progress.NONE);
+    PipelineResult r = OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.global(0.6))), Progress.NONE);
     int total = 0;
     int zeros = 0;
     float maxPruned = 0;
@@ -103,7 +103,7 @@ class MagnitudePrunerTest {
   void thresholdModeZeroesExactlyTheWeightsAtOrBelowIt() {
     ModelProto m = Models.mlp(13);
     float t = Math.abs(Models.floats(m, "W1")[17]);
-    PipelineResult r = OnnxPipeline.run(m, List.of(PruneSpec.belowThreshold(t)), Progress.NONE);
+    PipelineResult r = OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.belowThreshold(t))), Progress.NONE);
     for (String name : WEIGHTS) {
       float[] before = Models.floats(m, name);
       float[] after = Models.floats(r.model(), name);
@@ -131,7 +131,7 @@ class MagnitudePrunerTest {
     w2[6] = Float.POSITIVE_INFINITY;
     ModelProto m = Models.mlp(13, OnnxGraphBuilder.randomFloats(1, 32 * 40, 1f), w2,
         OnnxGraphBuilder.randomFloats(3, 24 * 16, 1f));
-    for (PruneSpec spec : List.of(PruneSpec.layer(0.5), PruneSpec.global(0.5))) {
+    for (PruneSpec spec : List.of(Models.weights(PruneSpec.layer(0.5)), Models.weights(PruneSpec.global(0.5)))) {
       assertThatThrownBy(() -> OnnxPipeline.run(m, List.of(spec), Progress.NONE))
           .isInstanceOf(CompressionException.class)
           .hasMessage("tensor 'W2' contains 2 NaN or infinite values; it cannot be compressed");
@@ -146,8 +146,8 @@ class MagnitudePrunerTest {
         .initializer("W", OnnxGraphBuilder.randomFloats(21, 32 * 24, 1f), 32, 24)
         .matMul("x", "W", "y").output("y").build();
     PipelineResult r = OnnxPipeline.run(m,
-        List.of(PruneSpec.layer(0.5), new QuantizeSpec(8, symmetric, g, List.of(), List.of())), Progress.NONE);
-    float[] pruned = Models.floats(OnnxPipeline.run(m, List.of(PruneSpec.layer(0.5)), Progress.NONE).model(), "W");
+        List.of(Models.weights(PruneSpec.layer(0.5)), new QuantizeSpec(8, symmetric, g, List.of(), List.of())), Progress.NONE);
+    float[] pruned = Models.floats(OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.layer(0.5))), Progress.NONE).model(), "W");
     assertThat(Models.zeros(pruned)).isEqualTo(384);
 
     // x = identity makes y the dequantized weight, computed by ONNX Runtime as the graph says.
@@ -183,7 +183,7 @@ class MagnitudePrunerTest {
         .input("x", dev.modelpress.model.onnx.proto.OnnxProto.TensorProto.DataType.FLOAT16, 2, 16)
         .initializer(half).matMul("x", "W", "y")
         .output("y", dev.modelpress.model.onnx.proto.OnnxProto.TensorProto.DataType.FLOAT16).build();
-    ModelProto pruned = OnnxPipeline.run(m, List.of(PruneSpec.layer(0.25)), Progress.NONE).model();
+    ModelProto pruned = OnnxPipeline.run(m, List.of(Models.weights(PruneSpec.layer(0.25))), Progress.NONE).model();
     assertThat(Models.initializer(pruned, "W").getDataType()).isEqualTo(half.getDataType());
     assertThat(Models.initializer(pruned, "W").getRawData().size()).isEqualTo(256);
     assertThat(Models.zeros(Models.floats(pruned, "W"))).isEqualTo(32);

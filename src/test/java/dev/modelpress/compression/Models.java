@@ -36,6 +36,14 @@ final class Models {
         OnnxGraphBuilder.randomFloats(3, 24 * 16, 5f));
   }
 
+  /**
+   * The spec with every tensor named W... included: these small models end in their classifier,
+   * which pruning leaves alone unless an include names it.
+   */
+  static PruneSpec weights(PruneSpec spec) {
+    return spec.withSelection(List.of("W.*"), List.of());
+  }
+
   static TensorProto initializer(ModelProto m, String name) {
     return m.getGraph().getInitializerList().stream()
         .filter(t -> t.getName().equals(name)).findFirst()

@@ -23,7 +23,7 @@ class OnnxPipelineTest {
       }
     };
     assertThatThrownBy(() -> OnnxPipeline.run(model,
-        List.of(PruneSpec.layer(0.5), QuantizeSpec.int8(true, Granularity.CHANNEL)), cancelAfterTwo))
+        List.of(Models.weights(PruneSpec.layer(0.5)), QuantizeSpec.int8(true, Granularity.CHANNEL)), cancelAfterTwo))
         .isInstanceOf(CompressionCancelledException.class)
         .hasMessage("cancelled by user");
     assertThat(seen).containsExactly(
@@ -36,7 +36,7 @@ class OnnxPipelineTest {
     ModelProto model = Models.mlp(13);
     List<String> seen = new ArrayList<>();
     PipelineResult r = OnnxPipeline.run(model,
-        List.of(PruneSpec.layer(0.5), QuantizeSpec.int8(false, Granularity.CHANNEL)),
+        List.of(Models.weights(PruneSpec.layer(0.5)), QuantizeSpec.int8(false, Granularity.CHANNEL)),
         (step, steps, type, item, items, message) -> seen.add(step + ":" + item + "/" + items));
     assertThat(seen).containsExactly("0:0/3", "0:1/3", "0:2/3", "0:3/3", "1:0/3", "1:1/3", "1:2/3", "1:3/3");
     assertThat(r.steps()).extracting(StepReport::type).containsExactly("prune", "quantize");
@@ -60,7 +60,7 @@ class OnnxPipelineTest {
     ModelProto model = Models.mlp(13, new float[32 * 40],
         dev.modelpress.testing.OnnxGraphBuilder.randomFloats(2, 960, 1f),
         dev.modelpress.testing.OnnxGraphBuilder.randomFloats(3, 384, 1f));
-    TensorReport w1 = OnnxPipeline.run(model, List.of(PruneSpec.layer(0.5)), Progress.NONE)
+    TensorReport w1 = OnnxPipeline.run(model, List.of(Models.weights(PruneSpec.layer(0.5))), Progress.NONE)
         .steps().get(0).tensors().get(0);
     assertThat(w1.mse()).isZero();
     assertThat(w1.sqnrDb()).isNull();
