@@ -1,24 +1,98 @@
 package dev.modelpress.worker;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Properties;
+import tools.jackson.databind.JsonNode;
 
-/** Versions that produced an artifact, recorded in every report. */
+/**
+ * What produced an artifact, recorded in every report: the versions of the service and of the
+ * libraries whose arithmetic shapes the output, and (with {@link #inputs}) the digests of what went
+ * in, so a job can be re-run and its {@code model.onnx} compared byte for byte.
+ */
 final class Provenance {
 
   private Provenance() {}
 
+  /** Versions of the service and the libraries that compute or write the artifact. */
   static Map<String, String> describe() {
     Map<String, String> p = new LinkedHashMap<>();
-    p.put("service", version(Provenance.class.getPackage()));
-    p.put("onnxruntime", version(ai.onnxruntime.OrtEnvironment.class.getPackage()));
-    p.put("protobuf", version(com.google.protobuf.Message.class.getPackage()));
+    p.put("service", version(Provenance.class, "dev.modelpress", "modelpress"));
+    p.put("onnxruntime", version(ai.onnxruntime.OrtEnvironment.class, "com.microsoft.onnxruntime", "onnxruntime"));
+    p.put("nd4j", version(org.nd4j.linalg.factory.Nd4j.class, "org.nd4j", "nd4j-api"));
+    p.put("protobuf", version(com.google.protobuf.Message.class, "com.google.protobuf", "protobuf-java"));
     p.put("java", System.getProperty("java.version"));
+    p.put("javaVendor", System.getProperty("java.vendor"));
+    p.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
     return p;
   }
 
-  private static String version(Package pkg) {
+  /**
+   * Seeds found in the steps: every field named {@code seed}, by its path ({@code steps[1].seed}).
+   * Empty when no step draws random numbers (pruning by magnitude and round-to-nearest
+   * quantization are deterministic).
+   */
+  static Map<String, JsonNode> seeds(JsonNode steps) {
+    Map<String, JsonNode> seeds = new LinkedHashMap<>();
+    collectSeeds(steps, "steps", seeds);
+    return seeds;
+  }
+
+  private static void collectSeeds(JsonNode node, String path, Map<String, JsonNode> out) {
+    if (node == null) {
+      return;
+    }
+    if (node.isArray()) {
+      for (int i = 0; i < node.size(); i++) {
+        collectSeeds(node.get(i), path + "[" + i + "]", out);
+      }
+    } else if (node.isObject()) {
+      for (String name : node.propertyNames()) {
+        JsonNode child = node.get(name);
+        if (name.equals("seed") && child.isValueNode()) {
+          out.put(path + ".seed", child);
+        } else {
+          collectSeeds(child, path + "." + name, out);
+        }
+      }
+    }
+  }
+
+  static String sha256(String text) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * A library's version: its jar manifest's, else its Maven {@code pom.properties} (present in the
+   * jar of every Maven-built library, also when the manifest says nothing), else {@code dev} for
+   * classes not loaded from a built jar.
+   */
+  static String version(Class<?> type, String groupId, String artifactId) {
+    Package pkg = type.getPackage();
     String v = pkg == null ? null : pkg.getImplementationVersion();
+    if (v != null) {
+      return v;
+    }
+    String resource = "/META-INF/maven/" + groupId + "/" + artifactId + "/pom.properties";
+    try (InputStream in = type.getResourceAsStream(resource)) {
+      if (in != null) {
+        Properties p = new Properties();
+        p.load(in);
+        v = p.getProperty("version");
+      }
+    } catch (IOException e) {
+      v = null;
+    }
     return v == null ? "dev" : v;
   }
 }
