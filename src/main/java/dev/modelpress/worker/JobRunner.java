@@ -219,6 +219,7 @@ class JobRunner {
       reproduce.put("evaluationSamples", spec.evaluationSamples());
     }
     provenance.put("reproduce", reproduce);
+    provenance.put("output", Map.of("name", "model.onnx", "bytes", bytesAfter, "sha256", Provenance.sha256(outFile)));
     report.put("provenance", provenance);
     // -- end provenance --
     Path reportFile = work.resolve("report.json");

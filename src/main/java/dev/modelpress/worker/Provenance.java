@@ -72,6 +72,20 @@ final class Provenance {
     }
   }
 
+  /** The SHA-256 of a file, read in chunks. */
+  static String sha256(java.nio.file.Path file) throws IOException {
+    try (InputStream in = java.nio.file.Files.newInputStream(file)) {
+      MessageDigest digest = MessageDigest.getInstance("SHA-256");
+      byte[] buffer = new byte[1 << 16];
+      for (int n; (n = in.read(buffer)) > 0; ) {
+        digest.update(buffer, 0, n);
+      }
+      return HexFormat.of().formatHex(digest.digest());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   /**
    * A library's version: its jar manifest's, else its Maven {@code pom.properties} (present in the
    * jar of every Maven-built library, also when the manifest says nothing), else {@code dev} for
