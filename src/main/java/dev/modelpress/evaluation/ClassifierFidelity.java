@@ -44,10 +44,11 @@ public record ClassifierFidelity(
    *
    * @param label the class index
    * @param support labelled samples of this class
-   * @param originalAccuracy fraction of them the original classifies correctly
-   * @param candidateAccuracy fraction the candidate classifies correctly
-   * @param deltaPoints {@code (candidate - original) * 100}
+   * @param originalAccuracy fraction of them the original classifies correctly, {@code null} when
+   *     the class has no samples
+   * @param candidateAccuracy fraction the candidate classifies correctly, or {@code null}
+   * @param deltaPoints {@code (candidate - original) * 100}, or {@code null}
    */
-  public record ClassAccuracy(int label, long support, double originalAccuracy, double candidateAccuracy,
-      double deltaPoints) {}
+  public record ClassAccuracy(int label, long support, Double originalAccuracy, Double candidateAccuracy,
+      Double deltaPoints) {}
 }

@@ -189,8 +189,12 @@ final class OutputComparison {
     }
     List<ClassifierFidelity.ClassAccuracy> out = new ArrayList<>();
     for (int k = 0; k < classes; k++) {
-      double o = support[k] == 0 ? 0 : (double) originalHits[k] / support[k];
-      double c = support[k] == 0 ? 0 : (double) candidateHits[k] / support[k];
+      if (support[k] == 0) {
+        out.add(new ClassifierFidelity.ClassAccuracy(k, 0, null, null, null));
+        continue;
+      }
+      double o = (double) originalHits[k] / support[k];
+      double c = (double) candidateHits[k] / support[k];
       out.add(new ClassifierFidelity.ClassAccuracy(k, support[k], o, c, (c - o) * 100));
     }
     return out;

@@ -90,8 +90,8 @@ final class ReportPage {
             .append(fmt(lc.path("ratioLow").asDouble(), 2)).append("\u2013\u00d7")
             .append(fmt(lc.path("ratioHigh").asDouble(), 2)).append("), beyond the measurement noise");
       }
-      out.append(". Smaller is not faster here: weight-only quantization decodes weights at run time unless the"
-          + " runtime fuses it. See <a href=\"#speed\">Speed</a>.</div>");
+      out.append(". Smaller is not faster here; a common cause is weights decoded (DequantizeLinear) on every run"
+          + " where the runtime has no fused integer kernel. See <a href=\"#speed\">Speed</a>.</div>");
     }
     for (JsonNode o : f.path("outputs")) {
       if (o.path("candidateNonFinite").asInt(0) > 0) {
@@ -115,7 +115,7 @@ final class ReportPage {
     JsonNode size = report.path("size");
     out.append("<section id=\"summary\" class=\"cards\">");
     Double ratio = number(s, "compressionRatio");
-    card("Size", ratio == null ? "\u2013" : "\u00d7" + fmt(ratio, 2) + " smaller",
+    card("Size ratio", ratio == null ? "\u2013" : "\u00d7" + fmt(ratio, 2),
         Html.bytes(s.path("bytesBefore").asDouble()) + " \u2192 " + Html.bytes(s.path("bytesAfter").asDouble()), null);
     if (number(size, "bitsPerWeightAfter") != null) {
       card("Bits per weight", fmt(number(size, "bitsPerWeightAfter"), 2),
@@ -342,24 +342,39 @@ final class ReportPage {
         .append(", both models run in ONNX Runtime on the same inputs.</p>");
     out.append("<div class=\"scroll\"><table class=\"data\" id=\"fidelity-table\"><thead><tr><th>output</th><th>type</th>"
         + "<th>units</th><th>mean cosine</th><th>min cosine</th><th>max |error|</th><th>mean |error|</th>"
-        + "<th>NaN/Inf (result)</th><th>top-1 agreement</th><th>accuracy before</th><th>accuracy after</th>"
-        + "</tr></thead><tbody>");
+        + "<th>NaN/Inf (result)</th></tr></thead><tbody>");
     for (JsonNode o : f.path("outputs")) {
-      JsonNode c = o.path("classifier");
       out.append("<tr><td class=\"name\">").append(esc(o.path("name").asString())).append("</td><td>")
           .append(esc(o.path("elementType").asString())).append("</td><td>").append(o.path("units").asInt())
           .append("</td><td>").append(opt(o, "meanCosine", 6)).append("</td><td>").append(opt(o, "minCosine", 6))
           .append("</td><td>").append(opt(o, "maxAbsError", 5)).append("</td><td>").append(opt(o, "meanAbsError", 6))
           .append("</td><td").append(o.path("candidateNonFinite").asInt(0) > 0 ? " class=\"badcell\"" : "").append('>')
-          .append(o.path("candidateNonFinite").asInt(0)).append("</td><td>")
-          .append(number(c, "top1Agreement") == null ? "\u2013" : Html.percent(number(c, "top1Agreement"), 2))
-          .append("</td><td>").append(number(c, "originalAccuracy") == null ? "\u2013"
-              : Html.percent(number(c, "originalAccuracy"), 2))
-          .append("</td><td>").append(number(c, "candidateAccuracy") == null ? "\u2013"
-              : Html.percent(number(c, "candidateAccuracy"), 2))
-          .append("</td></tr>");
+          .append(o.path("candidateNonFinite").asInt(0)).append("</td></tr>");
     }
     out.append("</tbody></table></div>");
+    boolean classifiers = false;
+    for (JsonNode o : f.path("outputs")) {
+      JsonNode c = o.path("classifier");
+      if (!c.isObject()) {
+        continue;
+      }
+      if (!classifiers) {
+        out.append("<h3>Classifier outputs</h3><table class=\"data\" id=\"classifier-table\"><thead><tr><th>output</th>"
+            + "<th>classes</th><th>top-1 agreement</th><th>accuracy before</th><th>accuracy after</th>"
+            + "<th>change (points)</th></tr></thead><tbody>");
+        classifiers = true;
+      }
+      Double d = number(c, "accuracyDeltaPoints");
+      out.append("<tr><td class=\"name\">").append(esc(o.path("name").asString())).append("</td><td>")
+          .append(c.path("classes").asInt()).append("</td><td>").append(percentOrDash(c, "top1Agreement"))
+          .append("</td><td>").append(percentOrDash(c, "originalAccuracy")).append("</td><td>")
+          .append(percentOrDash(c, "candidateAccuracy")).append("</td><td")
+          .append(d != null && d < 0 ? " class=\"badcell\"" : "").append('>')
+          .append(d == null ? "\u2013 (no labels)" : (d > 0 ? "+" : "") + fmt(d, 2)).append("</td></tr>");
+    }
+    if (classifiers) {
+      out.append("</tbody></table>");
+    }
     for (JsonNode o : f.path("outputs")) {
       classifier(o.path("name").asString(), o.path("classifier"));
     }
@@ -377,7 +392,8 @@ final class ReportPage {
     int i = 0;
     for (JsonNode k : perClass) {
       labels.add("class " + k.path("label").asInt() + " (n=" + k.path("support").asLong() + ")");
-      deltas[i++] = k.path("deltaPoints").asDouble();
+      Double d = number(k, "deltaPoints");
+      deltas[i++] = d == null ? Double.NaN : d;
     }
     out.append("<p class=\"note\">Accuracy change in points per true class (candidate \u2212 original).</p>");
     out.append(Charts.diverging("Per-class accuracy change in points", labels, deltas,
@@ -385,12 +401,12 @@ final class ReportPage {
     out.append("<div class=\"scroll\"><table class=\"data per-class\"><thead><tr><th>class</th><th>samples</th>"
         + "<th>accuracy before</th><th>accuracy after</th><th>change (points)</th></tr></thead><tbody>");
     for (JsonNode k : perClass) {
-      double d = k.path("deltaPoints").asDouble();
+      Double d = number(k, "deltaPoints");
       out.append("<tr><td>").append(k.path("label").asInt()).append("</td><td>").append(k.path("support").asLong())
-          .append("</td><td>").append(Html.percent(k.path("originalAccuracy").asDouble(), 2)).append("</td><td>")
-          .append(Html.percent(k.path("candidateAccuracy").asDouble(), 2)).append("</td><td")
-          .append(d < 0 ? " class=\"badcell\"" : "").append('>').append(d > 0 ? "+" : "").append(fmt(d, 2))
-          .append("</td></tr>");
+          .append("</td><td>").append(percentOrDash(k, "originalAccuracy")).append("</td><td>")
+          .append(percentOrDash(k, "candidateAccuracy")).append("</td><td")
+          .append(d != null && d < 0 ? " class=\"badcell\"" : "").append('>')
+          .append(d == null ? "\u2013" : (d > 0 ? "+" : "") + fmt(d, 2)).append("</td></tr>");
     }
     out.append("</tbody></table></div>");
     JsonNode a = c.path("originalConfusion");
@@ -453,7 +469,7 @@ final class ReportPage {
         new Charts.Series("original", Charts.BEFORE, new double[] {o.path("p50Millis").asDouble(),
             o.path("p95Millis").asDouble(), o.path("meanMillis").asDouble()}),
         new Charts.Series("compressed", slower ? Charts.BAD : Charts.AFTER, new double[] {c.path("p50Millis").asDouble(),
-            c.path("p95Millis").asDouble(), c.path("meanMillis").asDouble()})), v -> fmt(v, 3) + " ms"));
+            c.path("p95Millis").asDouble(), c.path("meanMillis").asDouble()})), ReportPage::duration));
     out.append("</section>");
   }
 
@@ -628,8 +644,18 @@ final class ReportPage {
     return v == null ? "\u2013" : fmt(v, decimals);
   }
 
+  private static String percentOrDash(JsonNode node, String field) {
+    Double v = number(node, field);
+    return v == null ? "\u2013" : Html.percent(v, 2);
+  }
+
   private static String ms(JsonNode v) {
-    return v.isNumber() ? fmt(v.asDouble(), 3) + " ms" : "\u2013";
+    return v.isNumber() ? duration(v.asDouble()) : "\u2013";
+  }
+
+  /** Milliseconds, shown in microseconds below 1 ms so small models' latencies keep their digits. */
+  static String duration(double millis) {
+    return Math.abs(millis) < 1 ? fmt(millis * 1000, 1) + " \u00b5s" : fmt(millis, 2) + " ms";
   }
 
   private static String shape(JsonNode shape) {
@@ -662,10 +688,10 @@ final class ReportPage {
       .card.bad{border-color:var(--bad);background:#fff5f5}.card.bad .v{color:var(--bad)}
       .card.warn{border-color:var(--warn);background:#fffaf0}
       table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{padding:4px 10px;text-align:right;
-      border-bottom:1px solid var(--line);white-space:nowrap}th{background:#f1f5f9;font-weight:600}
+      border-bottom:1px solid var(--line);white-space:nowrap}thead th{white-space:normal;vertical-align:bottom}th{background:#f1f5f9;font-weight:600}
       table.kv th{text-align:left}table.kv td{text-align:left;white-space:normal;word-break:break-all}
       td.name{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;white-space:normal;
-      word-break:break-all;max-width:340px}table.data tbody tr:nth-child(even){background:#fafbfc}
+      overflow-wrap:anywhere;min-width:180px;max-width:360px}table.data tbody tr:nth-child(even){background:#fafbfc}
       .badcell{color:var(--bad);font-weight:600}tr.badrow td,tr.badrow th{background:#fff5f5;color:var(--bad);
       font-weight:600}.scroll{overflow-x:auto;max-height:560px;overflow-y:auto;border:1px solid var(--line);
       border-radius:6px}.scroll table{margin:0;width:100%}.note{color:var(--muted);font-size:13px}

@@ -199,9 +199,10 @@ class JobRunner {
     // -- provenance: versions, input digests, seeds and the request that reproduces the artifact --
     Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
     Map<String, Object> inputs = new LinkedHashMap<>();
-    inputs.put("model", Map.of("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()));
+    inputs.put("model",
+        ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()));
     if (evaluation != null) {
-      inputs.put("evaluationDataset", Map.of("id", evaluation.getId(), "sha256", evaluation.getSha256(),
+      inputs.put("evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
           "bytes", evaluation.getBytes()));
     }
     String specJson = json.writeValueAsString(spec);
@@ -209,7 +210,8 @@ class JobRunner {
     inputs.put("spec", json.readTree(specJson));
     provenance.put("inputs", inputs);
     provenance.put("seeds", Provenance.seeds(json.valueToTree(spec.steps())));
-    provenance.put("evaluation", evaluation == null ? null : Map.of("intraOpThreads", props.evaluationThreads(),
+    provenance.put("evaluation", evaluation == null ? null : ReportSections.ordered(
+        "intraOpThreads", props.evaluationThreads(),
         "interOpThreads", 1, "executionMode", "SEQUENTIAL", "samples", spec.evaluationSamples()));
     Map<String, Object> reproduce = new LinkedHashMap<>();
     reproduce.put("modelId", model.getId());
@@ -219,7 +221,8 @@ class JobRunner {
       reproduce.put("evaluationSamples", spec.evaluationSamples());
     }
     provenance.put("reproduce", reproduce);
-    provenance.put("output", Map.of("name", "model.onnx", "bytes", bytesAfter, "sha256", Provenance.sha256(outFile)));
+    provenance.put("output",
+        ReportSections.ordered("name", "model.onnx", "bytes", bytesAfter, "sha256", Provenance.sha256(outFile)));
     report.put("provenance", provenance);
     // -- end provenance --
     Path reportFile = work.resolve("report.json");

@@ -87,26 +87,46 @@ final class Provenance {
   }
 
   /**
-   * A library's version: its jar manifest's, else its Maven {@code pom.properties} (present in the
-   * jar of every Maven-built library, also when the manifest says nothing), else {@code dev} for
-   * classes not loaded from a built jar.
+   * A library's version, from its own jar: the manifest's {@code Implementation-Version}, else its
+   * OSGi {@code Bundle-Version} (protobuf has only that), else its Maven {@code pom.properties};
+   * {@code dev} for classes not loaded from a built jar.
    */
   static String version(Class<?> type, String groupId, String artifactId) {
     Package pkg = type.getPackage();
     String v = pkg == null ? null : pkg.getImplementationVersion();
-    if (v != null) {
-      return v;
+    if (v == null) {
+      java.util.jar.Manifest manifest = ownJarEntry(type, "META-INF/MANIFEST.MF", in -> new java.util.jar.Manifest(in));
+      v = manifest == null ? null : manifest.getMainAttributes().getValue("Bundle-Version");
     }
-    String resource = "/META-INF/maven/" + groupId + "/" + artifactId + "/pom.properties";
-    try (InputStream in = type.getResourceAsStream(resource)) {
-      if (in != null) {
+    if (v == null) {
+      Properties pom = ownJarEntry(type, "META-INF/maven/" + groupId + "/" + artifactId + "/pom.properties", in -> {
         Properties p = new Properties();
         p.load(in);
-        v = p.getProperty("version");
-      }
-    } catch (IOException e) {
-      v = null;
+        return p;
+      });
+      v = pom == null ? null : pom.getProperty("version");
     }
     return v == null ? "dev" : v;
+  }
+
+  private interface Reader<T> {
+    T read(InputStream in) throws IOException;
+  }
+
+  /**
+   * An entry of the jar the class was loaded from. Looked up there rather than on the class path:
+   * other jars (shaded copies) may carry the same path for another version, and would come first.
+   */
+  private static <T> T ownJarEntry(Class<?> type, String entry, Reader<T> reader) {
+    java.net.URL self = type.getResource(type.getSimpleName() + ".class");
+    if (self == null || !"jar".equals(self.getProtocol())) {
+      return null;
+    }
+    String url = self.toString();
+    try (InputStream in = java.net.URI.create(url.substring(0, url.indexOf("!/") + 2) + entry).toURL().openStream()) {
+      return reader.read(in);
+    } catch (IOException | IllegalArgumentException e) {
+      return null;
+    }
   }
 }

@@ -49,6 +49,15 @@ final class ReportSections {
   record Layer(String name, List<Long> shape, long parameters, long bytesBefore, long bytesAfter,
       double sparsityBefore, double sparsityAfter, Double sqnrDb, Double mse, List<Integer> steps) {}
 
+  /** A JSON object with its keys in the order given (Map.of's order changes from one JVM to the next). */
+  static Map<String, Object> ordered(Object... keysAndValues) {
+    Map<String, Object> map = new LinkedHashMap<>();
+    for (int i = 0; i < keysAndValues.length; i += 2) {
+      map.put((String) keysAndValues[i], keysAndValues[i + 1]);
+    }
+    return map;
+  }
+
   /** Every tensor any step changed, in the order the steps first touched them. */
   static List<Layer> layers(PipelineResult result) {
     Map<String, Layer> layers = new LinkedHashMap<>();

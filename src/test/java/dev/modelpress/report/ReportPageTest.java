@@ -90,7 +90,7 @@ class ReportPageTest {
         "id=\"fidelity\"", "id=\"speed\"", "id=\"provenance\"", "id=\"details\"");
     String table = html.substring(html.indexOf("id=\"layers-table\""), html.indexOf("</table>", html.indexOf("id=\"layers-table\"")));
     assertThat(table.split("<tr>").length - 2).isEqualTo(2); // header row + 2 tensors
-    assertThat(html).contains("38.50", "head.weight", "8.80", "\u00d73.64 smaller", "aaaa", "bbbb", "cccc", "dddd");
+    assertThat(html).contains("38.50", "head.weight", "8.80", "\u00d73.64", "aaaa", "bbbb", "cccc", "dddd");
     // Per-class delta and confusion change: class 0 lost 2 correct predictions to class 1.
     assertThat(html).contains("-5.00", "true 0, predicted 0: -2", "true 0, predicted 1: +2");
     assertThat(html).contains("Accuracy dropped by 3.00 points");
@@ -105,7 +105,7 @@ class ReportPageTest {
     String html = ReportPage.render(report(true), JSON);
 
     assertThat(html).contains("id=\"slower-warning\"", "the compressed model is slower than the original",
-        "Median latency 1.000 ms vs 0.500 ms", "class=\"badrow\"", "Slower: paired time ratio \u00d72.000");
+        "Median latency 1.00 ms vs 500.0 \u00b5s", "class=\"badrow\"", "Slower: paired time ratio \u00d72.000");
     // The warning comes before every section, right under the title.
     assertThat(html.indexOf("slower-warning")).isLessThan(html.indexOf("id=\"summary\""));
   }
