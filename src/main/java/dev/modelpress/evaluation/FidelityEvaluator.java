@@ -30,9 +30,6 @@ import java.util.Map;
  */
 public final class FidelityEvaluator implements AutoCloseable {
 
-  /** A candidate whose median latency exceeds the original's by more than this is flagged slower. */
-  static final double SLOWER_TOLERANCE = 1.05;
-
   private static final String ORT_TYPE_PREFIX = "ONNX_TENSOR_ELEMENT_DATA_TYPE_";
 
   // The environment is a process-wide singleton shared with every other ONNX Runtime user in the
@@ -125,19 +122,19 @@ public final class FidelityEvaluator implements AutoCloseable {
 
       Latency originalLatency = null;
       Latency candidateLatency = null;
+      LatencyComparison pairedLatency = null;
       if (options.latencyRuns() > 0) {
         long to = Math.min(samples, batchSize);
         try (BatchFeed originalFeed = BatchFeed.of(env, originalInputs, arrays, 0, to);
             BatchFeed candidateFeed = BatchFeed.of(env, candidateInputs, arrays, 0, to)) {
-          Latency[] both = measureLatency(
-              originalSession, originalFeed, candidateSession, candidateFeed, options, (int) to);
-          originalLatency = both[0];
-          candidateLatency = both[1];
+          long[][] nanos = measureLatency(originalSession, originalFeed, candidateSession, candidateFeed, options);
+          originalLatency = latency(nanos[0], (int) to);
+          candidateLatency = latency(nanos[1], (int) to);
+          pairedLatency = LatencyComparison.of(nanos[0], nanos[1]);
         }
       }
       Double speedup = originalLatency == null ? null : originalLatency.p50Millis() / candidateLatency.p50Millis();
-      boolean slower = originalLatency != null
-          && candidateLatency.p50Millis() > originalLatency.p50Millis() * SLOWER_TOLERANCE;
+      boolean slower = pairedLatency != null && pairedLatency.verdict() == LatencyComparison.Verdict.SLOWER;
       return new FidelityReport(
           (int) samples,
           batchSize,
@@ -146,7 +143,8 @@ public final class FidelityEvaluator implements AutoCloseable {
           originalLatency,
           candidateLatency,
           speedup,
-          slower);
+          slower,
+          pairedLatency);
     } catch (OrtException e) {
       String message = hidePath(hidePath(e.getMessage(), original, "original"), candidate, "candidate");
       throw new EvaluationException("ONNX Runtime failed to run the models: " + message, e);
@@ -407,9 +405,9 @@ public final class FidelityEvaluator implements AutoCloseable {
    * so that noise from other work on the machine falls on both alike rather than on whichever
    * model happened to be measured during it.
    */
-  private static Latency[] measureLatency(
+  private static long[][] measureLatency(
       OrtSession original, BatchFeed originalFeed, OrtSession candidate, BatchFeed candidateFeed,
-      EvaluationOptions options, int batch) throws OrtException {
+      EvaluationOptions options) throws OrtException {
     for (int i = 0; i < options.warmupRuns(); i++) {
       time(original, originalFeed);
       time(candidate, candidateFeed);
@@ -426,7 +424,7 @@ public final class FidelityEvaluator implements AutoCloseable {
         a[i] = time(original, originalFeed);
       }
     }
-    return new Latency[] {latency(a, batch), latency(b, batch)};
+    return new long[][] {a, b};
   }
 
   private static long time(OrtSession session, BatchFeed feed) throws OrtException {

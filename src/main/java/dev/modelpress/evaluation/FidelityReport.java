@@ -13,7 +13,9 @@ import java.util.List;
  * @param original latency of the original, or {@code null} when latency was not measured
  * @param candidate latency of the candidate, or {@code null}
  * @param speedup original p50 / candidate p50 (above 1 means the candidate is faster), or {@code null}
- * @param slower whether the candidate's p50 is more than 5% above the original's
+ * @param slower whether the candidate is slower beyond the measured noise: see {@link LatencyComparison}
+ * @param latencyComparison the paired comparison behind {@code slower}, or {@code null} when latency
+ *     was not measured
  */
 public record FidelityReport(
     int samples,
@@ -23,10 +25,17 @@ public record FidelityReport(
     Latency original,
     Latency candidate,
     Double speedup,
-    boolean slower) {
+    boolean slower,
+    LatencyComparison latencyComparison) {
 
   public FidelityReport {
     outputs = List.copyOf(outputs);
+  }
+
+  /** A report without a paired latency comparison. */
+  public FidelityReport(int samples, int batchSize, int intraOpThreads, List<OutputFidelity> outputs,
+      Latency original, Latency candidate, Double speedup, boolean slower) {
+    this(samples, batchSize, intraOpThreads, outputs, original, candidate, speedup, slower, null);
   }
 
   /** The fidelity of the named output, or {@code null} when the models have no such output. */

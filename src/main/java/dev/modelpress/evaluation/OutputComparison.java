@@ -1,9 +1,17 @@
 package dev.modelpress.evaluation;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /** Accumulates the fidelity of one output over the batches of an evaluation. */
 final class OutputComparison {
+
+  /** Per-class accuracy is reported up to this many classes (beyond, the list would drown the report). */
+  static final int MAX_PER_CLASS = 1000;
+
+  /** Confusion matrices are reported up to this many classes (their size grows with its square). */
+  static final int MAX_CONFUSION_CLASSES = 100;
 
   private final String name;
   private final String elementType;
@@ -25,6 +33,12 @@ final class OutputComparison {
   private int labelled;
   private int originalCorrect;
   private int candidateCorrect;
+  // Per true class: labelled samples, and correct predictions of each model.
+  private long[] support;
+  private long[] originalHits;
+  private long[] candidateHits;
+  private long[][] originalConfusion;
+  private long[][] candidateConfusion;
 
   String name() {
     return name;
@@ -82,7 +96,39 @@ final class OutputComparison {
           if (c == labels[u]) {
             candidateCorrect++;
           }
+          countPerClass(labels[u], o, c);
         }
+      }
+    }
+  }
+
+  private void countPerClass(long label, int original, int candidate) {
+    if (label < 0 || label >= classes || classes > MAX_PER_CLASS) {
+      return;
+    }
+    if (support == null) {
+      support = new long[classes];
+      originalHits = new long[classes];
+      candidateHits = new long[classes];
+      if (classes <= MAX_CONFUSION_CLASSES) {
+        originalConfusion = new long[classes][classes];
+        candidateConfusion = new long[classes][classes];
+      }
+    }
+    int t = (int) label;
+    support[t]++;
+    if (original == t) {
+      originalHits[t]++;
+    }
+    if (candidate == t) {
+      candidateHits[t]++;
+    }
+    if (originalConfusion != null) {
+      if (original >= 0) {
+        originalConfusion[t][original]++;
+      }
+      if (candidate >= 0) {
+        candidateConfusion[t][candidate]++;
       }
     }
   }
@@ -137,6 +183,27 @@ final class OutputComparison {
     return best;
   }
 
+  private List<ClassifierFidelity.ClassAccuracy> perClass() {
+    if (support == null) {
+      return null;
+    }
+    List<ClassifierFidelity.ClassAccuracy> out = new ArrayList<>();
+    for (int k = 0; k < classes; k++) {
+      if (support[k] == 0) {
+        out.add(new ClassifierFidelity.ClassAccuracy(k, 0, null, null, null));
+        continue;
+      }
+      double o = (double) originalHits[k] / support[k];
+      double c = (double) candidateHits[k] / support[k];
+      out.add(new ClassifierFidelity.ClassAccuracy(k, support[k], o, c, (c - o) * 100));
+    }
+    return out;
+  }
+
+  private static List<List<Long>> matrix(long[][] m) {
+    return m == null ? null : Arrays.stream(m).map(row -> Arrays.stream(row).boxed().toList()).toList();
+  }
+
   OutputFidelity result() {
     boolean any = finiteUnits > 0;
     ClassifierFidelity classifier = null;
@@ -144,12 +211,13 @@ final class OutputComparison {
       Double originalAccuracy = labelled > 0 ? (double) originalCorrect / labelled : null;
       Double candidateAccuracy = labelled > 0 ? (double) candidateCorrect / labelled : null;
       Double delta = labelled > 0 ? (candidateAccuracy - originalAccuracy) * 100 : null;
-      classifier = new ClassifierFidelity(classes, (double) agreements / units, originalAccuracy, candidateAccuracy, delta);
+      classifier = new ClassifierFidelity(classes, (double) agreements / units, originalAccuracy, candidateAccuracy,
+          delta, perClass(), matrix(originalConfusion), matrix(candidateConfusion));
     }
     return new OutputFidelity(
         name,
         elementType,
-        unitShape == null ? java.util.List.of() : Arrays.stream(unitShape).boxed().toList(),
+        unitShape == null ? List.of() : Arrays.stream(unitShape).boxed().toList(),
         units,
         candidateNonFinite,
         originalNonFinite,

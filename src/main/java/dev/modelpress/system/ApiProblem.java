@@ -30,6 +30,7 @@ public class ApiProblem extends RuntimeException {
     IN_USE(HttpStatus.CONFLICT, "in-use", "Resource in use"),
     IDEMPOTENCY_CONFLICT(HttpStatus.CONFLICT, "idempotency-key-reused", "Idempotency-Key reused with a different request"),
     JOB_NOT_CANCELLABLE(HttpStatus.CONFLICT, "job-not-cancellable", "Job already finished"),
+    NO_REPORT(HttpStatus.CONFLICT, "no-report", "The job has no report"),
     RANGE_NOT_SATISFIABLE(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "range-not-satisfiable", "Range not satisfiable"),
     NOT_IMPLEMENTED(HttpStatus.NOT_IMPLEMENTED, "not-implemented", "Not implemented yet"),
     STORAGE_UNAVAILABLE(HttpStatus.SERVICE_UNAVAILABLE, "storage-unavailable", "Object storage unavailable"),

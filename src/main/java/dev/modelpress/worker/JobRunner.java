@@ -197,6 +197,12 @@ class JobRunner {
         "bytes", model.getBytes(), "parameters", model.getParameterCount()));
     report.put("steps", spec.steps());
     report.put("summary", summary);
+    // -- report sections (size, per-layer breakdown) read by the report page (docs/reports.md) --
+    List<ReportSections.Layer> layers = ReportSections.layers(result);
+    report.put("size", ReportSections.size(bytesBefore, bytesAfter, model.getParameterCount(),
+        OnnxModels.summarize(result.model()).parameterCount(), layers));
+    report.put("layers", layers);
+    // -- end report sections --
     report.put("stepReports", result.steps());
     if (fidelity != null) {
       report.put("fidelity", fidelity);
@@ -205,7 +211,35 @@ class JobRunner {
         "compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
         "evaluateSeconds", Duration.between(compressed, evaluated).toMillis() / 1000.0));
     report.putAll(pruning.sections()); // w2-prune
-    report.put("provenance", Provenance.describe());
+    // -- provenance: versions, input digests, seeds and the request that reproduces the artifact --
+    Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
+    Map<String, Object> inputs = new LinkedHashMap<>();
+    inputs.put("model",
+        ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()));
+    if (evaluation != null) {
+      inputs.put("evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
+          "bytes", evaluation.getBytes()));
+    }
+    String specJson = json.writeValueAsString(spec);
+    inputs.put("specSha256", Provenance.sha256(specJson));
+    inputs.put("spec", json.readTree(specJson));
+    provenance.put("inputs", inputs);
+    provenance.put("seeds", Provenance.seeds(json.valueToTree(spec.steps())));
+    provenance.put("evaluation", evaluation == null ? null : ReportSections.ordered(
+        "intraOpThreads", props.evaluationThreads(),
+        "interOpThreads", 1, "executionMode", "SEQUENTIAL", "samples", spec.evaluationSamples()));
+    Map<String, Object> reproduce = new LinkedHashMap<>();
+    reproduce.put("modelId", model.getId());
+    reproduce.put("steps", spec.steps());
+    if (evaluation != null) {
+      reproduce.put("evaluationDatasetId", evaluation.getId());
+      reproduce.put("evaluationSamples", spec.evaluationSamples());
+    }
+    provenance.put("reproduce", reproduce);
+    provenance.put("output",
+        ReportSections.ordered("name", "model.onnx", "bytes", bytesAfter, "sha256", Provenance.sha256(outFile)));
+    report.put("provenance", provenance);
+    // -- end provenance --
     Path reportFile = work.resolve("report.json");
     json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
 
