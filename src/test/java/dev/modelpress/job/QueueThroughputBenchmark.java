@@ -54,7 +54,8 @@ public final class QueueThroughputBenchmark {
       try (HikariDataSource ds = new HikariDataSource(config)) {
         Flyway.configure().dataSource(ds).locations("classpath:db/migration").load().migrate();
         JdbcClient jdbc = JdbcClient.create(ds);
-        JobQueue queue = new JobQueue(jdbc, Clock.systemUTC(), new TransactionTemplate(new DataSourceTransactionManager(ds)));
+        JobQueue queue = new JobQueue(jdbc, Clock.systemUTC(), new TransactionTemplate(new DataSourceTransactionManager(ds)),
+            new dev.modelpress.tenant.QuotaProperties(org.springframework.util.unit.DataSize.ofGigabytes(100), Integer.MAX_VALUE, 50, 100));
         System.out.printf("PostgreSQL %s, %d CPUs shared by server and workers, %d jobs per run%n",
             jdbc.sql("show server_version").query(String.class).single(),
             Runtime.getRuntime().availableProcessors(), jobsPerRun);
