@@ -33,7 +33,7 @@ public enum ClassifierNetwork {
    * Conv(1→16, 3x3, pad 1) + Relu + MaxPool 2 → Conv(16→32, 3x3, pad 1) + Relu + MaxPool 2 →
    * Flatten → Gemm(1568→64) + Relu → Gemm(64→10): 105,866 parameters.
    */
-  CNN("fashion-cnn", List.of(
+  CNN("fashion-cnn", 3, List.of(
       new Param("conv1.weight", 16, 1, 3, 3),
       new Param("conv1.bias", 16),
       new Param("conv2.weight", 32, 16, 3, 3),
@@ -44,7 +44,7 @@ public enum ClassifierNetwork {
       new Param("fc2.bias", 10))),
 
   /** Flatten → Gemm(784→256) + Relu → Gemm(256→128) + Relu → Gemm(128→10): 235,146 parameters. */
-  MLP("fashion-mlp", List.of(
+  MLP("fashion-mlp", 5, List.of(
       new Param("fc1.weight", 256, 784),
       new Param("fc1.bias", 256),
       new Param("fc2.weight", 128, 256),
@@ -79,11 +79,18 @@ public enum ClassifierNetwork {
   }
 
   private final String baseName;
+  private final int epochs;
   private final List<Param> params;
 
-  ClassifierNetwork(String baseName, List<Param> params) {
+  ClassifierNetwork(String baseName, int epochs, List<Param> params) {
     this.baseName = baseName;
+    this.epochs = epochs;
     this.params = params;
+  }
+
+  /** Epochs the committed model was trained for (the trainer's default for this network). */
+  public int epochs() {
+    return epochs;
   }
 
   /** The weight tensors in graph order. */
