@@ -13,7 +13,7 @@ class NpyReaderFuzzTest {
 
   static final long BUDGET = 1 << 20;
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void readsAnArrayOrRejectsWithFormatException(byte[] bytes) throws IOException {
     try {
       NdArray a = NpyReader.read("x", new ByteArrayInputStream(bytes), BUDGET);

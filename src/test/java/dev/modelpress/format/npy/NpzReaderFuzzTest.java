@@ -16,7 +16,7 @@ class NpzReaderFuzzTest {
 
   static final long BUDGET = 1 << 20;
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void readsAndSummarizesOrRejectsWithFormatException(byte[] bytes) throws IOException {
     Path file = Files.createTempFile("fuzz", ".npz");
     try {

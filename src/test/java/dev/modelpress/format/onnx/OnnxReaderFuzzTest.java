@@ -17,7 +17,7 @@ import java.nio.file.Path;
  */
 class OnnxReaderFuzzTest {
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void readsAndSummarizesOrRejectsWithFormatException(byte[] bytes) throws IOException {
     Path file = Files.createTempFile("fuzz", ".onnx");
     try {

@@ -18,7 +18,7 @@ import java.nio.file.Path;
  */
 class SafetensorsReaderFuzzTest {
 
-  @FuzzTest(maxDuration = "30s")
+  @FuzzTest(maxDuration = "20s")
   void opensSummarizesAndReadsEveryTensorOrRejectsWithFormatException(byte[] bytes)
       throws IOException {
     Path file = Files.createTempFile("fuzz", ".safetensors");
