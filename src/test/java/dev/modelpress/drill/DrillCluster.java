@@ -36,7 +36,8 @@ final class DrillCluster implements AutoCloseable {
     try {
       postgres = EmbeddedPostgres.builder()
           .setDataDirectory(dir.resolve("postgres"))
-          .setCleanDataDirectory(port == 0)
+          // Never clean: zonky would delete the directory on close, and a restart must find the data.
+          .setCleanDataDirectory(false)
           .setPort(port)
           .start();
     } catch (IOException e) {
@@ -112,5 +113,14 @@ final class DrillCluster implements AutoCloseable {
   public void close() throws IOException {
     processes.forEach(ServiceProcess::close);
     postgres.close();
+    // Keep the processes' logs for a failed CI run: target/drill-logs/<dir name>/.
+    Path keep = Path.of("target", "drill-logs", dir.getFileName().toString());
+    java.nio.file.Files.createDirectories(keep);
+    try (var logs = java.nio.file.Files.list(dir.resolve("logs"))) {
+      for (Path log : logs.filter(p -> p.toString().endsWith(".log")).toList()) {
+        java.nio.file.Files.copy(log, keep.resolve(log.getFileName()),
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+    }
   }
 }
