@@ -106,8 +106,11 @@ final class CalibratedQuantization {
     Map<String, StaticQuantizer.Params> params = new LinkedHashMap<>();
     List<CalibrationReport.ActivationRange> ranges = new ArrayList<>();
     double percentile = act.percentile();
+    Set<String> probabilities = StaticQuantizer.probabilityOutputs(model.getGraph());
     observers.forEach((tensor, o) -> {
-      double[] range = o.range(act.calibrator(), percentile);
+      // A probability's range is [0, 1] by definition; a calibrator would only clip its rare large
+      // values, which are the ones attention depends on.
+      double[] range = probabilities.contains(tensor) ? new double[] {0, 1} : o.range(act.calibrator(), percentile);
       StaticQuantizer.Params p = StaticQuantizer.params(range[0], range[1], act.symmetric());
       params.put(tensor, p);
       ranges.add(new CalibrationReport.ActivationRange(tensor, o.min(), o.max(), range[0], range[1], p.scale(),

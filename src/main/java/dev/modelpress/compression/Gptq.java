@@ -2,10 +2,8 @@ package dev.modelpress.compression;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.transforms.Cholesky;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
-import org.nd4j.linalg.inverse.InvertMatrix;
 
 /**
  * GPTQ (Frantar et al., 2022) for one linear layer y = x·W with W of shape [K, N] (K inputs, N
@@ -23,9 +21,11 @@ import org.nd4j.linalg.inverse.InvertMatrix;
  *       W[i2:] −= U[i1:i2, i2:]ᵀ · E).
  * </ol>
  * Scales are per output column (or per tensor), chosen from the weights before any update, as in
- * the reference implementation. Linear algebra runs in ND4J (double precision); if the Cholesky
- * factorisation fails (H not positive definite even after damping), damping grows tenfold and it
- * is tried again, up to three times.
+ * the reference implementation. Hessian accumulation (XᵀX), the block updates and the error
+ * measure are ND4J matrix products. The Cholesky factorisation and the triangular inverse are
+ * plain Java (about k³/3 multiply-adds each): ND4J 1.0.0-M2.1's {@code Cholesky} op and {@code
+ * InvertMatrix} took minutes for k = 1536 on these machines. If the factorisation fails (H not
+ * positive definite even after damping), damping grows tenfold, up to three times.
  */
 final class Gptq {
 
@@ -99,16 +99,17 @@ final class Gptq {
         diag[i] = h.getDouble(i, i);
         mean += diag[i] / k;
       }
-      try (INDArray damped = h.dup()) {
+      {
+        double[] dense = h.dup('c').data().asDouble();
         for (int i = 0; i < k; i++) {
           if (diag[i] == 0) {
-            damped.putScalar(i, i, 1.0);
+            dense[i * k + i] = 1.0;
             for (int c = 0; c < n; c++) {
               weights[i * n + c] = 0;
             }
           }
         }
-        double[] u = upperInverseCholesky(damped, mean == 0 ? 1 : mean, dampening);
+        double[] u = upperInverseCholesky(dense, k, mean == 0 ? 1 : mean, dampening);
 
         float[] scales = new float[perChannel ? n : 1];
         int[] zeros = new int[scales.length];
@@ -132,35 +133,88 @@ final class Gptq {
     }
   }
 
-  /** U with H⁻¹ = Uᵀ·U, row-major; damping added to {@code h} in place. */
-  private static double[] upperInverseCholesky(INDArray h, double meanDiagonal, double dampening) {
-    int k = (int) h.rows();
+  /**
+   * U, upper triangular and row-major, with (H + λI)⁻¹ = Uᵀ·U. With J the order reversal, let
+   * J·H·J = M·Mᵀ (Cholesky); then H = R·Rᵀ with R = J·M·J upper, so H⁻¹ = R⁻ᵀ·R⁻¹ and U = R⁻¹ =
+   * J·M⁻¹·J: one factorisation and one triangular inverse, no general inverse.
+   */
+  static double[] upperInverseCholesky(double[] h, int k, double meanDiagonal, double dampening) {
     double lambda = dampening * meanDiagonal;
     for (int attempt = 0; ; attempt++) {
-      try (INDArray damped = h.dup()) {
-        for (int i = 0; i < k; i++) {
-          damped.putScalar(i, i, damped.getDouble(i, i) + lambda);
+      double[] reversed = new double[k * k];
+      for (int i = 0; i < k; i++) {
+        for (int j = 0; j < k; j++) {
+          reversed[i * k + j] = h[(k - 1 - i) * k + (k - 1 - j)];
         }
-        try (INDArray lower = Nd4j.exec(new Cholesky(damped))[0];
-            INDArray lowerInverse = InvertMatrix.invert(lower, false);
-            INDArray inverse = lowerInverse.transpose().mmul(lowerInverse);
-            INDArray l2 = Nd4j.exec(new Cholesky(inverse))[0]) {
-          double[] u = l2.transpose().dup('c').data().asDouble();
-          if (allFinite(u)) {
-            return u;
+        reversed[i * k + i] += lambda;
+      }
+      double[] m = cholesky(reversed, k);
+      if (m != null) {
+        double[] x = lowerInverseTransposed(m, k);
+        double[] u = new double[k * k];
+        // x holds (M⁻¹)ᵀ; U[a][b] = M⁻¹[k-1-a][k-1-b] = x[k-1-b][k-1-a].
+        for (int a = 0; a < k; a++) {
+          for (int b = a; b < k; b++) {
+            u[a * k + b] = x[(k - 1 - b) * k + (k - 1 - a)];
           }
-        } catch (RuntimeException notPositiveDefinite) {
-          if (attempt >= 3) {
-            throw new CompressionException("GPTQ: the layer's Hessian is not positive definite even with damping "
-                + lambda + "; use method rtn for this tensor");
-          }
         }
-        if (attempt >= 3) {
-          throw new CompressionException("GPTQ: the inverse Hessian is not finite even with damping " + lambda);
+        return u;
+      }
+      if (attempt >= 3) {
+        throw new CompressionException("GPTQ: the layer's Hessian is not positive definite even with damping "
+            + lambda + "; use method rtn");
+      }
+      lambda = lambda == 0 ? 1e-6 : lambda * 10;
+    }
+  }
+
+  /** Lower Cholesky factor of a symmetric row-major matrix, or {@code null} if it is not positive definite. */
+  static double[] cholesky(double[] a, int k) {
+    double[] l = new double[k * k];
+    for (int j = 0; j < k; j++) {
+      int rj = j * k;
+      double s = a[rj + j];
+      for (int p = 0; p < j; p++) {
+        s -= l[rj + p] * l[rj + p];
+      }
+      if (!(s > 0)) {
+        return null;
+      }
+      double d = Math.sqrt(s);
+      l[rj + j] = d;
+      for (int i = j + 1; i < k; i++) {
+        int ri = i * k;
+        double t = a[ri + j];
+        for (int p = 0; p < j; p++) {
+          t -= l[ri + p] * l[rj + p];
         }
-        lambda *= 10;
+        l[ri + j] = t / d;
       }
     }
+    return l;
+  }
+
+  /**
+   * (L⁻¹)ᵀ for lower triangular L, computed row by row of L⁻¹ and stored transposed so both operands
+   * of every inner product are read contiguously.
+   */
+  private static double[] lowerInverseTransposed(double[] l, int k) {
+    double[] xt = new double[k * k];
+    for (int i = 0; i < k; i++) {
+      int ri = i * k;
+      double inv = 1 / l[ri + i];
+      xt[i * k + i] = inv;
+      for (int j = 0; j < i; j++) {
+        // X[i][j] = −(Σ_{p=j}^{i−1} L[i][p]·X[p][j]) / L[i][i], with X[p][j] = xt[j][p].
+        int rj = j * k;
+        double s = 0;
+        for (int p = j; p < i; p++) {
+          s += l[ri + p] * xt[rj + p];
+        }
+        xt[rj + i] = -s * inv;
+      }
+    }
+    return xt;
   }
 
   private static void chooseScales(double[] w, int k, int n, IntegerGrid grid, float[] scales, int[] zeros) {

@@ -35,6 +35,9 @@ import java.util.Set;
  *       tensor that feeds only shape operators is never touched.
  *   <li>One pair per tensor, shared by all its quantized consumers, per-tensor scale: uint8 with a
  *       zero point (asymmetric) by default, int8 with zero point 0 when symmetric.
+ *   <li>Outputs of {@code Softmax} and {@code Sigmoid} get their known range [0, 1] whatever the
+ *       calibrator: clipping a probability (which percentile and entropy do, since nearly all
+ *       attention weights are tiny) destroys exactly the large weights attention depends on.
  * </ul>
  */
 final class StaticQuantizer {
@@ -91,6 +94,17 @@ final class StaticQuantizer {
       }
     }
     return new Plan(edges, skipped);
+  }
+
+  /** Tensors produced by Softmax or Sigmoid: probabilities, range [0, 1]. */
+  static Set<String> probabilityOutputs(GraphProto graph) {
+    Set<String> out = new HashSet<>();
+    for (NodeProto n : graph.getNodeList()) {
+      if (n.getOpType().equals("Softmax") || n.getOpType().equals("Sigmoid")) {
+        out.addAll(n.getOutputList());
+      }
+    }
+    return out;
   }
 
   private static String describe(NodeProto n) {

@@ -81,6 +81,11 @@ class StaticQuantizationMiniLmTest {
     PipelineResult e = quantize(new Activations(Calibrator.ENTROPY, 0, false));
     for (PipelineResult r : List.of(p, e)) {
       for (CalibrationReport.ActivationRange a : r.steps().getFirst().calibration().activations()) {
+        if (a.tensor().contains("Softmax")) {
+          // Probabilities keep their whole range: clipping them would drop the attention that matters.
+          assertThat(new double[] {a.low(), a.high()}).as(a.tensor()).containsExactly(0, 1);
+          continue;
+        }
         assertThat(a.low()).as(a.tensor()).isGreaterThanOrEqualTo(a.min());
         assertThat(a.high()).as(a.tensor()).isLessThanOrEqualTo(a.max());
       }
@@ -93,7 +98,7 @@ class StaticQuantizationMiniLmTest {
         .sorted(java.util.Comparator.comparingDouble(a -> (a.high() - a.low()) / (a.max() - a.min()))).limit(6)
         .forEach(a -> System.out.printf("entropy clips %s: [%.3f, %.3f] of [%.3f, %.3f]%n", a.tensor(), a.low(), a.high(),
             a.min(), a.max()));
-    assertThat(measure(e, "entropy")).isGreaterThanOrEqualTo(0.90);
+    assertThat(measure(e, "entropy")).isGreaterThanOrEqualTo(0.97);
   }
 
   @Test
