@@ -52,6 +52,7 @@ public final class JobSpecs {
         n.setScope(s.getScope());
         n.setWeights(s.getWeights());
       }
+      CalibratedSteps.normalize(s, n);
       out.add(n);
     }
     return out;
@@ -77,6 +78,7 @@ public final class JobSpecs {
       switch (type) {
         case "prune" -> {
           forbid(errors, at + ".weights", s.getWeights(), "prune");
+          CalibratedSteps.forbid(s, at, "prune", errors);
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
                 "unknown pruning method '" + s.getMethod() + "'; supported: magnitude"));
@@ -96,7 +98,12 @@ public final class JobSpecs {
               list(s.getExclude())));
         }
         case "quantize" -> {
-          forbid(errors, at + ".method", s.getMethod(), "quantize");
+          if (CalibratedSteps.isDataAware(s)) {
+            specs.add(CalibratedSteps.toSpec(s, at, list(s.getInclude()), list(s.getExclude()), errors));
+            continue;
+          }
+          // Plain weight-only quantization is round-to-nearest; other methods are data-aware.
+          forbid(errors, at + ".method", "rtn".equals(s.getMethod()) ? null : s.getMethod(), "quantize");
           forbid(errors, at + ".sparsity", s.getSparsity(), "quantize");
           forbid(errors, at + ".threshold", s.getThreshold(), "quantize");
           forbid(errors, at + ".scope", s.getScope(), "quantize");
