@@ -27,7 +27,7 @@ final class CalibratedSteps {
       to.setActivations(new ActivationQuantization()
           .calibrator(a.getCalibrator() == null ? "minmax" : lower(a.getCalibrator()))
           .percentile(a.getPercentile() == null && "percentile".equals(lower(a.getCalibrator()))
-              ? CalibratedQuantizeSpec.Activations.DEFAULT_PERCENTILE : a.getPercentile())
+              ? Double.valueOf(CalibratedQuantizeSpec.Activations.DEFAULT_PERCENTILE) : a.getPercentile())
           .symmetric(a.getSymmetric() == null ? Boolean.FALSE : a.getSymmetric()));
     }
     FidelityTarget t = from.getTarget();

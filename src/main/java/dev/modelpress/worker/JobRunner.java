@@ -160,7 +160,8 @@ class JobRunner {
         spec.calibrationSamples() == null ? PipelineContext.DEFAULT_MAX_CALIBRATION_SAMPLES : spec.calibrationSamples(),
         8, props.evaluationThreads());
     PipelineResult result = OnnxPipeline.run(original, steps, context, (step, total, type, item, items, message) -> {
-      exec.progress(progress(step, phases, type, item, items, message));
+      // The pipeline counts steps from 0; progress reports them from 1.
+      exec.progress(progress(step + 1, phases, type, item, items, message));
       exec.checkpoint();
     });
     Path outFile = work.resolve("model.onnx");
