@@ -76,13 +76,15 @@ final class StaticQuantizer {
       if (dataInputs.length == 0 || n.getOutputCount() == 0) {
         continue;
       }
-      boolean excludedWeight = false;
+      String excludedWeight = null;
       for (int i : dataInputs) {
         String in = i < n.getInputCount() ? n.getInput(i) : "";
-        excludedWeight |= constants.contains(in) && !selectedWeights.contains(in);
+        if (constants.contains(in) && !selectedWeights.contains(in)) {
+          excludedWeight = in;
+        }
       }
-      if (excludedWeight) {
-        skipped.add(describe(n) + ": its weight is not selected, so the node stays float");
+      if (excludedWeight != null) {
+        skipped.add(describe(n) + ": its weight '" + excludedWeight + "' is not selected, so the node stays float");
         continue;
       }
       for (int i : dataInputs) {

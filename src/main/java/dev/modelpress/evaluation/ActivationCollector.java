@@ -129,14 +129,14 @@ public final class ActivationCollector implements AutoCloseable {
     }
   }
 
-  /** The ONNX element type of each requested tensor (e.g. {@code FLOAT}, {@code INT64}). */
+  /** The ONNX element type of each requested tensor (e.g. {@code FLOAT}, {@code INT64}), in request order. */
   public Map<String, String> elementTypes() {
-    return Map.copyOf(types);
+    return java.util.Collections.unmodifiableMap(types);
   }
 
   /** The requested tensors that hold floating-point values: the ones the consumer receives. */
   public Set<String> floatTensors() {
-    return Set.copyOf(floats);
+    return java.util.Collections.unmodifiableSet(floats);
   }
 
   /**
@@ -157,15 +157,19 @@ public final class ActivationCollector implements AutoCloseable {
       if (samples <= 0) {
         throw new EvaluationException("the calibration dataset has no samples");
       }
-      Set<String> wanted = floats;
+      // ONNX Runtime cannot return a graph input as an output: those are read from the feed.
+      Set<String> computed = new LinkedHashSet<>(floats);
+      computed.removeAll(feedTypes.keySet());
       int batch = 0;
       for (int from = 0; from < samples; from += batchSize, batch++) {
         int to = Math.min(samples, from + batchSize);
         try (BatchFeed feed = BatchFeed.of(env, feedTypes, arrays, from, to);
-            OrtSession.Result result = session.run(feed.tensors(), wanted)) {
+            OrtSession.Result result = session.run(feed.tensors(), computed.isEmpty()
+                ? Set.of(session.getOutputNames().iterator().next()) : computed)) {
           Map<String, Activation> values = new LinkedHashMap<>();
-          for (String name : wanted) {
-            values.put(name, activation(result, name));
+          for (String name : floats) {
+            OnnxTensor fed = feed.tensors().get(name);
+            values.put(name, fed != null ? activation(fed, name) : activation(result, name));
           }
           consumer.accept(batch, to - from, values);
         }
@@ -209,6 +213,10 @@ public final class ActivationCollector implements AutoCloseable {
     if (!(value instanceof OnnxTensor tensor)) {
       throw new EvaluationException("tensor '" + name + "' is not a dense tensor");
     }
+    return activation(tensor, name);
+  }
+
+  private static Activation activation(OnnxTensor tensor, String name) throws EvaluationException {
     if (tensor.getInfo().onnxType == ai.onnxruntime.TensorInfo.OnnxTensorType.ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
       java.nio.FloatBuffer buffer = tensor.getFloatBuffer();
       float[] f = new float[buffer.remaining()];
