@@ -150,7 +150,7 @@ class FashionPruningAcceptanceTest {
     String datasetId = uploadDataset(npz);
     JsonNode job = run("""
         {"modelId":"%s","evaluationDatasetId":"%s","evaluationSamples":10000,
-         "steps":[{"type":"prune","method":"structured","sparsity":0.5,"target":"filters"}]}"""
+         "steps":[{"type":"prune","method":"structured","sparsity":0.5,"unit":"filters"}]}"""
         .formatted(upload(cnn), datasetId));
     Path model = download(job, "model.onnx");
     ModelProto pruned = OnnxModels.read(model);
