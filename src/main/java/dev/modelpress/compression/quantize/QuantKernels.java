@@ -1,0 +1,198 @@
+package dev.modelpress.compression.quantize;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The inner loops of linear quantization, on the Java Vector API over a {@link MemorySegment} of
+ * little-endian floats (a heap {@code float[]}, off-heap or memory-mapped memory alike).
+ *
+ * <p>A <em>shared</em> run is a contiguous range of weights that use one scale and zero point; a
+ * <em>varying</em> run uses consecutive parameter sets, one per element (e.g. a row of a MatMul
+ * weight quantized per output column). Rounding is to nearest, ties to even, like {@link
+ * Math#rint}: adding and subtracting 1.5·2^23 leaves the nearest integer for |x| < 2^22, and codes
+ * are far smaller. Kernels are called on runs of tens to thousands of elements; vectors stay in
+ * locals, which is what lets C2 keep them in registers.
+ */
+public final class QuantKernels {
+
+  static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+  /** Bytes with as many lanes as {@link #F}, for narrowing float codes. */
+  static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));
+  static final VectorSpecies<Short> S = ShortVector.SPECIES_PREFERRED;
+  /** Bytes with as many lanes as {@link #S}. */
+  static final VectorSpecies<Byte> SB = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.length() * 8));
+  private static final float MAGIC = 12582912f;
+  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  private static final ValueLayout.OfFloat JAVA_FLOAT =
+      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private QuantKernels() {}
+
+  private static float rint(float x) {
+    return (x + MAGIC) - MAGIC;
+  }
+
+  /** Widens {@code lo[p]}/{@code hi[p]} to the min/max of the run. */
+  static void rangeShared(MemorySegment w, long start, int len, float[] lo, float[] hi, int p) {
+    FloatVector vmin = FloatVector.broadcast(F, lo[p]);
+    FloatVector vmax = FloatVector.broadcast(F, hi[p]);
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      vmin = vmin.min(v);
+      vmax = vmax.max(v);
+    }
+    float min = vmin.reduceLanes(VectorOperators.MIN);
+    float max = vmax.reduceLanes(VectorOperators.MAX);
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+    }
+    lo[p] = min;
+    hi[p] = max;
+  }
+
+  /** Widens {@code lo[p0 + j]}/{@code hi[p0 + j]} by element j of the run. */
+  static void rangeVarying(MemorySegment w, long start, int len, float[] lo, float[] hi, int p0) {
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      FloatVector.fromArray(F, lo, p0 + i).min(v).intoArray(lo, p0 + i);
+      FloatVector.fromArray(F, hi, p0 + i).max(v).intoArray(hi, p0 + i);
+    }
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      lo[p0 + i] = Math.min(lo[p0 + i], v);
+      hi[p0 + i] = Math.max(hi[p0 + i], v);
+    }
+  }
+
+  /** codes[off + j] = clamp(rint(w_j · inv) + zp, qmin, qmax), one parameter set for the run. */
+  static void quantizeShared(MemorySegment w, long start, int len, float inv, float zp, float qmin, float qmax,
+      byte[] codes, int off) {
+    FloatVector vinv = FloatVector.broadcast(F, inv);
+    FloatVector vzp = FloatVector.broadcast(F, zp);
+    FloatVector vmin = FloatVector.broadcast(F, qmin);
+    FloatVector vmax = FloatVector.broadcast(F, qmax);
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vmin).min(vmax);
+      ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, off + i);
+    }
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv) + zp));
+    }
+  }
+
+  /** As {@link #quantizeShared} with element j using {@code inv[p0 + j]}, {@code zp[p0 + j]}. */
+  static void quantizeVarying(MemorySegment w, long start, int len, float[] inv, float[] zp, int p0, float qmin,
+      float qmax, byte[] codes, int off) {
+    FloatVector vmin = FloatVector.broadcast(F, qmin);
+    FloatVector vmax = FloatVector.broadcast(F, qmax);
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      FloatVector vinv = FloatVector.fromArray(F, inv, p0 + i);
+      FloatVector vzp = FloatVector.fromArray(F, zp, p0 + i);
+      FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vmin).min(vmax);
+      ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, off + i);
+    }
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv[p0 + i]) + zp[p0 + i]));
+    }
+  }
+
+  /** Σ (w - (q - zp)·scale)² over the run for one candidate parameter set. */
+  static float errorShared(MemorySegment w, long start, int len, float scale, float inv, float zp, float qmin,
+      float qmax) {
+    FloatVector vinv = FloatVector.broadcast(F, inv);
+    FloatVector vscale = FloatVector.broadcast(F, scale);
+    // Codes are centred (q - zp) directly: clamp bounds shift by zp instead.
+    FloatVector vmin = FloatVector.broadcast(F, qmin - zp);
+    FloatVector vmax = FloatVector.broadcast(F, qmax - zp);
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    FloatVector acc = FloatVector.zero(F);
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      FloatVector q = v.mul(vinv).add(magic).sub(magic).max(vmin).min(vmax);
+      FloatVector e = v.sub(q.mul(vscale));
+      acc = e.fma(e, acc);
+    }
+    float sum = acc.reduceLanes(VectorOperators.ADD);
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      float q = Math.max(qmin - zp, Math.min(qmax - zp, rint(v * inv)));
+      float e = v - q * scale;
+      sum += e * e;
+    }
+    return sum;
+  }
+
+  /** err[p0 + j] += (w_j - dequantized)² with element j's candidate parameters. */
+  static void errorVarying(MemorySegment w, long start, int len, float[] scale, float[] inv, float[] zp, int p0,
+      float qmin, float qmax, float[] err) {
+    FloatVector vmin = FloatVector.broadcast(F, qmin);
+    FloatVector vmax = FloatVector.broadcast(F, qmax);
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    int bound = F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += F.length()) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
+      FloatVector vzp = FloatVector.fromArray(F, zp, p0 + i);
+      FloatVector q = v.mul(FloatVector.fromArray(F, inv, p0 + i)).add(magic).sub(magic).add(vzp).max(vmin).min(vmax);
+      FloatVector e = v.sub(q.sub(vzp).mul(FloatVector.fromArray(F, scale, p0 + i)));
+      e.fma(e, FloatVector.fromArray(F, err, p0 + i)).intoArray(err, p0 + i);
+    }
+    for (; i < len; i++) {
+      float v = w.getAtIndex(JAVA_FLOAT, start + i);
+      int p = p0 + i;
+      float q = Math.max(qmin, Math.min(qmax, rint(v * inv[p]) + zp[p]));
+      float e = v - (q - zp[p]) * scale[p];
+      err[p] += e * e;
+    }
+  }
+
+  /**
+   * Packs {@code n} 4-bit codes (the low nibble of each byte) two per byte, element 2i in the low
+   * nibble as ONNX INT4/UINT4 and MatMulNBits store them. {@code n} may be odd: the last high
+   * nibble is then 0.
+   */
+  public static void pack4(byte[] codes, int from, int n, byte[] out, int outOff) {
+    MemorySegment src = MemorySegment.ofArray(codes);
+    int pairs = n / 2;
+    int bound = S.loopBound(pairs);
+    int i = 0;
+    for (; i < bound; i += S.length()) {
+      // Little-endian: each short holds code 2i in its low byte and code 2i+1 in its high byte.
+      ShortVector s = ShortVector.fromMemorySegment(S, src, from + 2L * i, LE);
+      ShortVector packed = s.and((short) 0x0F).or(s.lanewise(VectorOperators.LSHR, 4).and((short) 0xF0));
+      ((ByteVector) packed.convertShape(VectorOperators.S2B, SB, 0)).intoArray(out, outOff + i);
+    }
+    for (; i < pairs; i++) {
+      out[outOff + i] = (byte) ((codes[from + 2 * i] & 0x0F) | (codes[from + 2 * i + 1] & 0x0F) << 4);
+    }
+    if ((n & 1) == 1) {
+      out[outOff + pairs] = (byte) (codes[from + n - 1] & 0x0F);
+    }
+  }
+}
