@@ -295,7 +295,12 @@ public final class WeightEncoder {
     String centered = asFloat;
     if (anyZp) {
       String zeroName = fresh(w + "_zero_point");
-      inits.add(floats(zeroName, zpf, pDims));
+      // Symmetric grids share one zero point (the storage offset): a scalar broadcasts it.
+      boolean uniform = true;
+      for (float z : zpf) {
+        uniform &= z == zpf[0];
+      }
+      inits.add(uniform ? floats(zeroName, new float[] {zpf[0]}) : floats(zeroName, zpf, pDims));
       centered = fresh(w + "_centered");
       nodes.add(node("Sub", w + "_Sub", List.of(asFloat, zeroName), centered).build());
     }
