@@ -115,7 +115,10 @@ class MiniLmWeightSchemesTest {
         "int4 group-32 symmetric MSE");
     assertThat(mse.outputMse()).isLessThan(minmax.outputMse());
     assertThat(minmax.meanCosine()).isGreaterThan(0.95);
-    assertThat(mse.step().tensors()).allSatisfy(t -> assertThat(t.bitsPerWeight()).isBetween(4.9, 5.4));
+    // 4-bit codes + one fp32 scale per 32 = 5 bits (the 768-weight token-type table carries its
+    // unpack constants on top).
+    assertThat(mse.step().tensors()).filteredOn(t -> t.parameters() > 100_000)
+        .allSatisfy(t -> assertThat(t.bitsPerWeight()).isBetween(4.99, 5.01));
   }
 
   private static QuantizeSpec asymmetricInt4(RangeMethod range) {
