@@ -1,7 +1,6 @@
 package dev.modelpress.bench;
 
 import dev.modelpress.compression.quantize.LinearQuantizer;
-import dev.modelpress.compression.quantize.QuantKernels;
 import dev.modelpress.compression.quantize.QuantLayout;
 import dev.modelpress.compression.quantize.QuantScheme;
 import java.lang.foreign.Arena;
@@ -96,15 +95,13 @@ public class QuantKernelBenchmark {
 
   @Benchmark
   public byte[] int4PerChannel() {
-    LinearQuantizer.quantize(weights, perChannel, int4, false, codes, scales, zeroPoints);
-    QuantKernels.pack4(codes, 0, codes.length, packed, 0);
+    LinearQuantizer.quantize(weights, perChannel, int4, false, codes, scales, zeroPoints, packed);
     return packed;
   }
 
   @Benchmark
   public byte[] int4PerGroup32() {
-    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints);
-    QuantKernels.pack4(codes, 0, codes.length, packed, 0);
+    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed);
     return packed;
   }
 }

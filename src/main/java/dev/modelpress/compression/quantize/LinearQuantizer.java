@@ -56,13 +56,30 @@ public final class LinearQuantizer {
    */
   public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
       float[] scales, int[] zeroPoints) {
-    return switch (scheme.kind()) {
+    return quantize(w, layout, scheme, mse, codes, scales, zeroPoints, null);
+  }
+
+  /**
+   * As {@link #quantize(MemorySegment, QuantLayout, QuantScheme, boolean, byte[], float[], int[])},
+   * and for 4-bit grids also packs the codes two per byte into {@code packed4} (when not null) a
+   * chunk at a time while they are still in cache.
+   */
+  public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
+      float[] scales, int[] zeroPoints, byte[] packed4) {
+    double clip = switch (scheme.kind()) {
       case INTEGER -> layout.fused()
-          ? integerFused(w, layout, scheme, mse, codes, scales, zeroPoints)
+          ? integerFused(w, layout, scheme, mse, codes, scales, zeroPoints, packed4)
           : integerTwoPass(w, layout, scheme, mse, codes, scales, zeroPoints);
       case BINARY, TERNARY -> signLike(w, layout, scheme, mse, codes, scales, zeroPoints);
     };
+    if (packed4 != null && !(scheme.kind() == QuantScheme.Kind.INTEGER && layout.fused())) {
+      QuantKernels.pack4(codes, 0, codes.length, packed4, 0);
+    }
+    return clip;
   }
+
+  /** Elements between in-cache packing of fused runs (16 KiB of codes). */
+  private static final int PACK_CHUNK = 1 << 14;
 
   // ---- integer grids ---------------------------------------------------------------------
 
@@ -90,7 +107,23 @@ public final class LinearQuantizer {
   }
 
   private static double integerFused(MemorySegment w, QuantLayout layout, QuantScheme s, boolean mse, byte[] codes,
-      float[] scales, int[] zps) {
+      float[] scales, int[] zps, byte[] packed4) {
+    int g = layout.groupSize();
+    if (!mse && layout.mode() == QuantLayout.Mode.GROUP && layout.extent() % g == 0 && g % QuantKernels.F.length() == 0) {
+      // Whole groups of a vector multiple: the dedicated loop, a chunk of groups per call.
+      int groups = layout.params();
+      int perChunk = Math.max(1, PACK_CHUNK / g);
+      for (int j = 0; j < groups; j += perChunk) {
+        int count = Math.min(perChunk, groups - j);
+        QuantKernels.quantizeGroups(w, (long) j * g, count, g, s.symmetric(), s.levels(), s.qmin(), s.qmax(),
+            s.symmetricZeroPoint(), codes, j * g, scales, zps, j);
+        if (packed4 != null) {
+          QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
+        }
+      }
+      return 1;
+    }
+    int packedUpTo = 0;
     float qmin = s.qmin();
     float qmax = s.qmax();
     float[] lo = new float[1];
@@ -131,6 +164,12 @@ public final class LinearQuantizer {
       zps[p] = zp;
       clipSum += best;
       QuantKernels.quantizeShared(w, start, len, iv, zp, qmin, qmax, codes, start);
+      int end = start + len;
+      if (packed4 != null && (end - packedUpTo >= PACK_CHUNK || r == runs - 1)) {
+        int upTo = r == runs - 1 ? end : end & ~1;
+        QuantKernels.pack4(codes, packedUpTo, upTo - packedUpTo, packed4, packedUpTo / 2);
+        packedUpTo = upTo;
+      }
     }
     return clipSum / runs;
   }

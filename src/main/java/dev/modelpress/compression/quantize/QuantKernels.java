@@ -31,6 +31,8 @@ public final class QuantKernels {
   static final VectorSpecies<Byte> SB = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.length() * 8));
   private static final float MAGIC = 12582912f;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfFloat JAVA_FLOAT =
       ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -179,20 +181,69 @@ public final class QuantKernels {
    */
   public static void pack4(byte[] codes, int from, int n, byte[] out, int outOff) {
     MemorySegment src = MemorySegment.ofArray(codes);
-    int pairs = n / 2;
-    int bound = S.loopBound(pairs);
-    int i = 0;
-    for (; i < bound; i += S.length()) {
-      // Little-endian: each short holds code 2i in its low byte and code 2i+1 in its high byte.
-      ShortVector s = ShortVector.fromMemorySegment(S, src, from + 2L * i, LE);
-      ShortVector packed = s.and((short) 0x0F).or(s.lanewise(VectorOperators.LSHR, 4).and((short) 0xF0));
-      ((ByteVector) packed.convertShape(VectorOperators.S2B, SB, 0)).intoArray(out, outOff + i);
+    MemorySegment dst = MemorySegment.ofArray(out);
+    int octets = n / 8;
+    for (int i = 0; i < octets; i++) {
+      // Eight codes in a little-endian long: keep the low nibbles, fold byte 2k+1 into the high
+      // nibble of byte 2k, then gather the even bytes (SWAR; no narrowing vector shuffles).
+      long x = src.get(LONG, from + 8L * i) & 0x0F0F0F0F0F0F0F0FL;
+      x = (x | (x >>> 4)) & 0x00FF00FF00FF00FFL;
+      x = (x | (x >>> 8)) & 0x0000FFFF0000FFFFL;
+      x = (x | (x >>> 16)) & 0xFFFFFFFFL;
+      dst.set(INT, outOff + 4L * i, (int) x);
     }
-    for (; i < pairs; i++) {
-      out[outOff + i] = (byte) ((codes[from + 2 * i] & 0x0F) | (codes[from + 2 * i + 1] & 0x0F) << 4);
+    for (int e = octets * 8; e + 1 < n; e += 2) {
+      out[outOff + e / 2] = (byte) ((codes[from + e] & 0x0F) | (codes[from + e + 1] & 0x0F) << 4);
     }
     if ((n & 1) == 1) {
-      out[outOff + pairs] = (byte) (codes[from + n - 1] & 0x0F);
+      out[outOff + n / 2] = (byte) (codes[from + n - 1] & 0x0F);
+    }
+  }
+
+  /**
+   * Min/max round-to-nearest of {@code groups} consecutive groups of {@code g} weights (g a
+   * multiple of the vector length), one scale and zero point each into {@code scales[p0 + j]} /
+   * {@code zps[p0 + j]}: the per-group hot loop without per-group call overhead. Same arithmetic
+   * as the general path (scale in double, then float; zero point rint(qmin − lo/scale)).
+   */
+  static void quantizeGroups(MemorySegment w, long start, int groups, int g, boolean symmetric, double levels,
+      int qmin, int qmax, int symmetricZp, byte[] codes, int off, float[] scales, int[] zps, int p0) {
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    FloatVector vqmin = FloatVector.broadcast(F, qmin);
+    FloatVector vqmax = FloatVector.broadcast(F, qmax);
+    int lanes = F.length();
+    for (int j = 0; j < groups; j++) {
+      long base = (start + (long) j * g) * 4;
+      FloatVector lo = FloatVector.zero(F);
+      FloatVector hi = FloatVector.zero(F);
+      for (int i = 0; i < g; i += lanes) {
+        FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
+        lo = lo.min(v);
+        hi = hi.max(v);
+      }
+      float min = lo.reduceLanes(VectorOperators.MIN);
+      float max = hi.reduceLanes(VectorOperators.MAX);
+      double scale = symmetric ? Math.max(-(double) min, max) / levels : ((double) max - min) / levels;
+      float sc = (float) scale;
+      float inv = 1f / sc;
+      int zp;
+      if (!(sc > 0) || Float.isInfinite(sc) || Float.isInfinite(inv)) {
+        sc = 1f;
+        inv = 1f;
+        zp = symmetric ? symmetricZp : Math.max(qmin, Math.min(qmax, 0));
+      } else {
+        zp = symmetric ? symmetricZp : (int) Math.max(qmin, Math.min(qmax, Math.rint(qmin - min / scale)));
+      }
+      scales[p0 + j] = sc;
+      zps[p0 + j] = zp;
+      FloatVector vinv = FloatVector.broadcast(F, inv);
+      FloatVector vzp = FloatVector.broadcast(F, zp);
+      int o = off + j * g;
+      for (int i = 0; i < g; i += lanes) {
+        FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
+        FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vqmin).min(vqmax);
+        ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, o + i);
+      }
     }
   }
 }
