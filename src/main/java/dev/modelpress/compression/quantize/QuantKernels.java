@@ -5,6 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
@@ -30,6 +31,8 @@ public final class QuantKernels {
   /** Bytes with as many lanes as {@link #S}. */
   static final VectorSpecies<Byte> SB = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.length() * 8));
   private static final float MAGIC = 12582912f;
+  private static final int MAGIC_BITS = Float.floatToRawIntBits(MAGIC);
+  static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -40,6 +43,18 @@ public final class QuantKernels {
 
   private static float rint(float x) {
     return (x + MAGIC) - MAGIC;
+  }
+
+  /**
+   * Stores codes from floats already shifted by {@link #MAGIC} (rint(x·inv) + 1.5·2^23 + zp): such a
+   * float's bits minus those of 1.5·2^23 are the rounded integer, so rounding needs no conversion
+   * instruction; the clamp runs on ints and the narrowing to bytes wraps unsigned codes to their
+   * bit patterns.
+   */
+  private static void store(FloatVector shifted, IntVector magicBits, IntVector qmin, IntVector qmax, byte[] codes,
+      int off) {
+    IntVector q = ((IntVector) shifted.reinterpretAsInts()).sub(magicBits).max(qmin).min(qmax);
+    ((ByteVector) q.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, off);
   }
 
   /** Widens {@code lo[p]}/{@code hi[p]} to the min/max of the run. */
@@ -84,16 +99,17 @@ public final class QuantKernels {
   static void quantizeShared(MemorySegment w, long start, int len, float inv, float zp, float qmin, float qmax,
       byte[] codes, int off) {
     FloatVector vinv = FloatVector.broadcast(F, inv);
-    FloatVector vzp = FloatVector.broadcast(F, zp);
-    FloatVector vmin = FloatVector.broadcast(F, qmin);
-    FloatVector vmax = FloatVector.broadcast(F, qmax);
     FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    FloatVector vzp = FloatVector.broadcast(F, zp);
+    IntVector vmin = IntVector.broadcast(I, (int) qmin);
+    IntVector vmax = IntVector.broadcast(I, (int) qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
     int bound = F.loopBound(len);
     int i = 0;
     for (; i < bound; i += F.length()) {
       FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vmin).min(vmax);
-      ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, off + i);
+      // Adding the zero point after rounding keeps ties-to-even on x itself, as Math.rint does.
+      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
     }
     for (; i < len; i++) {
       float v = w.getAtIndex(JAVA_FLOAT, start + i);
@@ -104,8 +120,9 @@ public final class QuantKernels {
   /** As {@link #quantizeShared} with element j using {@code inv[p0 + j]}, {@code zp[p0 + j]}. */
   static void quantizeVarying(MemorySegment w, long start, int len, float[] inv, float[] zp, int p0, float qmin,
       float qmax, byte[] codes, int off) {
-    FloatVector vmin = FloatVector.broadcast(F, qmin);
-    FloatVector vmax = FloatVector.broadcast(F, qmax);
+    IntVector vmin = IntVector.broadcast(I, (int) qmin);
+    IntVector vmax = IntVector.broadcast(I, (int) qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
     FloatVector magic = FloatVector.broadcast(F, MAGIC);
     int bound = F.loopBound(len);
     int i = 0;
@@ -113,8 +130,7 @@ public final class QuantKernels {
       FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
       FloatVector vinv = FloatVector.fromArray(F, inv, p0 + i);
       FloatVector vzp = FloatVector.fromArray(F, zp, p0 + i);
-      FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vmin).min(vmax);
-      ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, off + i);
+      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
     }
     for (; i < len; i++) {
       float v = w.getAtIndex(JAVA_FLOAT, start + i);
@@ -209,8 +225,9 @@ public final class QuantKernels {
   static void quantizeGroups(MemorySegment w, long start, int groups, int g, boolean symmetric, double levels,
       int qmin, int qmax, int symmetricZp, byte[] codes, int off, float[] scales, int[] zps, int p0) {
     FloatVector magic = FloatVector.broadcast(F, MAGIC);
-    FloatVector vqmin = FloatVector.broadcast(F, qmin);
-    FloatVector vqmax = FloatVector.broadcast(F, qmax);
+    IntVector vqmin = IntVector.broadcast(I, qmin);
+    IntVector vqmax = IntVector.broadcast(I, qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
     int lanes = F.length();
     for (int j = 0; j < groups; j++) {
       long base = (start + (long) j * g) * 4;
@@ -241,8 +258,7 @@ public final class QuantKernels {
       int o = off + j * g;
       for (int i = 0; i < g; i += lanes) {
         FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
-        FloatVector q = v.mul(vinv).add(magic).sub(magic).add(vzp).max(vqmin).min(vqmax);
-        ((ByteVector) q.convertShape(VectorOperators.F2B, B, 0)).intoArray(codes, o + i);
+        store(v.mul(vinv).add(magic).add(vzp), magicBits, vqmin, vqmax, codes, o + i);
       }
     }
   }
