@@ -8,7 +8,9 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -224,22 +226,37 @@ public final class QuantKernels {
    */
   static void quantizeGroups(MemorySegment w, long start, int groups, int g, boolean symmetric, double levels,
       int qmin, int qmax, int symmetricZp, byte[] codes, int off, float[] scales, int[] zps, int p0) {
-    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    float[] lo = new float[groups];
+    float[] hi = new float[groups];
+    int lanes = F.length();
+    int j = 0;
+    if (lanes == 16) {
+      // Sixteen groups at a time: lane-wise extremes per group, then one butterfly that leaves
+      // group bitreverse(k)'s extreme in lane k. A horizontal reduction per group costs more
+      // than the group's own arithmetic; this amortises it over sixteen groups.
+      float[] lanesOut = new float[16];
+      for (; j + 16 <= groups; j += 16) {
+        long base = (start + (long) j * g) * 4;
+        butterflyMax(w, base, g, false, lanesOut);
+        for (int k = 0; k < 16; k++) {
+          hi[j + REVERSE16[k]] = Math.max(0f, lanesOut[k]);
+        }
+        butterflyMax(w, base, g, true, lanesOut);
+        for (int k = 0; k < 16; k++) {
+          lo[j + REVERSE16[k]] = Math.min(0f, -lanesOut[k]);
+        }
+      }
+    }
+    for (; j < groups; j++) {
+      rangeShared(w, start + (long) j * g, g, lo, hi, j);
+    }
     IntVector vqmin = IntVector.broadcast(I, qmin);
     IntVector vqmax = IntVector.broadcast(I, qmax);
     IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
-    int lanes = F.length();
-    for (int j = 0; j < groups; j++) {
-      long base = (start + (long) j * g) * 4;
-      FloatVector lo = FloatVector.zero(F);
-      FloatVector hi = FloatVector.zero(F);
-      for (int i = 0; i < g; i += lanes) {
-        FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
-        lo = lo.min(v);
-        hi = hi.max(v);
-      }
-      float min = lo.reduceLanes(VectorOperators.MIN);
-      float max = hi.reduceLanes(VectorOperators.MAX);
+    FloatVector magic = FloatVector.broadcast(F, MAGIC);
+    for (j = 0; j < groups; j++) {
+      float min = lo[j];
+      float max = hi[j];
       double scale = symmetric ? Math.max(-(double) min, max) / levels : ((double) max - min) / levels;
       float sc = (float) scale;
       float inv = 1f / sc;
@@ -255,11 +272,62 @@ public final class QuantKernels {
       zps[p0 + j] = zp;
       FloatVector vinv = FloatVector.broadcast(F, inv);
       FloatVector vzp = FloatVector.broadcast(F, zp);
+      long base = (start + (long) j * g) * 4;
       int o = off + j * g;
       for (int i = 0; i < g; i += lanes) {
         FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
         store(v.mul(vinv).add(magic).add(vzp), magicBits, vqmin, vqmax, codes, o + i);
       }
     }
+  }
+
+  private static final int[] REVERSE16 = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+  private static final VectorShuffle<Float> SWAP8 = VectorShuffle.fromOp(F, k -> k ^ 8);
+  private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(F, k -> k ^ 4);
+  private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, k -> k ^ 2);
+  private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, k -> k ^ 1);
+  private static final VectorMask<Float> BIT8 = VectorMask.fromLong(F, 0xFF00L);
+  private static final VectorMask<Float> BIT4 = VectorMask.fromLong(F, 0xF0F0L);
+  private static final VectorMask<Float> BIT2 = VectorMask.fromLong(F, 0xCCCCL);
+  private static final VectorMask<Float> BIT1 = VectorMask.fromLong(F, 0xAAAAL);
+
+  /** Lane-wise max of one group's weights (negated when {@code negate}) over its g/16 vectors. */
+  private static FloatVector groupMax(MemorySegment w, long base, int g, boolean negate) {
+    FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+    for (int i = 0; i < g; i += 16) {
+      FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
+      m = m.max(negate ? v.neg() : v);
+    }
+    return m;
+  }
+
+  /** Lanes with the bit clear: max(a[k], a[k^s]); lanes with it set: max(b[k^s], b[k]). */
+  private static FloatVector combine(FloatVector a, FloatVector b, VectorShuffle<Float> swap, VectorMask<Float> high) {
+    FloatVector x = a.blend(b.rearrange(swap), high);
+    FloatVector y = a.rearrange(swap).blend(b, high);
+    return x.max(y);
+  }
+
+  /** Max of each of 16 consecutive groups (of the negated weights when {@code negate}); lane k holds group rev(k). */
+  private static void butterflyMax(MemorySegment w, long base, int g, boolean negate, float[] out) {
+    long step = 4L * g;
+    FloatVector a0 = combine(groupMax(w, base, g, negate), groupMax(w, base + step, g, negate), SWAP8, BIT8);
+    FloatVector a1 = combine(groupMax(w, base + 2 * step, g, negate), groupMax(w, base + 3 * step, g, negate), SWAP8, BIT8);
+    FloatVector a2 = combine(groupMax(w, base + 4 * step, g, negate), groupMax(w, base + 5 * step, g, negate), SWAP8, BIT8);
+    FloatVector a3 = combine(groupMax(w, base + 6 * step, g, negate), groupMax(w, base + 7 * step, g, negate), SWAP8, BIT8);
+    FloatVector a4 = combine(groupMax(w, base + 8 * step, g, negate), groupMax(w, base + 9 * step, g, negate), SWAP8, BIT8);
+    FloatVector a5 = combine(groupMax(w, base + 10 * step, g, negate), groupMax(w, base + 11 * step, g, negate), SWAP8,
+        BIT8);
+    FloatVector a6 = combine(groupMax(w, base + 12 * step, g, negate), groupMax(w, base + 13 * step, g, negate), SWAP8,
+        BIT8);
+    FloatVector a7 = combine(groupMax(w, base + 14 * step, g, negate), groupMax(w, base + 15 * step, g, negate), SWAP8,
+        BIT8);
+    FloatVector b0 = combine(a0, a1, SWAP4, BIT4);
+    FloatVector b1 = combine(a2, a3, SWAP4, BIT4);
+    FloatVector b2 = combine(a4, a5, SWAP4, BIT4);
+    FloatVector b3 = combine(a6, a7, SWAP4, BIT4);
+    FloatVector c0 = combine(b0, b1, SWAP2, BIT2);
+    FloatVector c1 = combine(b2, b3, SWAP2, BIT2);
+    combine(c0, c1, SWAP1, BIT1).intoArray(out, 0);
   }
 }
