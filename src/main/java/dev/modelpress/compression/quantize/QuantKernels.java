@@ -237,11 +237,20 @@ public final class QuantKernels {
       float[] lanesOut = new float[16];
       for (; j + 16 <= groups; j += 16) {
         long base = (start + (long) j * g) * 4;
-        butterflyMax(w, base, g, false, lanesOut);
+        if (symmetric) {
+          // Only max|w| matters: one butterfly over absolute values.
+          butterflyMax(w, base, g, ABS, lanesOut);
+          for (int k = 0; k < 16; k++) {
+            hi[j + REVERSE16[k]] = lanesOut[k];
+            lo[j + REVERSE16[k]] = -lanesOut[k];
+          }
+          continue;
+        }
+        butterflyMax(w, base, g, PLAIN, lanesOut);
         for (int k = 0; k < 16; k++) {
           hi[j + REVERSE16[k]] = Math.max(0f, lanesOut[k]);
         }
-        butterflyMax(w, base, g, true, lanesOut);
+        butterflyMax(w, base, g, NEGATED, lanesOut);
         for (int k = 0; k < 16; k++) {
           lo[j + REVERSE16[k]] = Math.min(0f, -lanesOut[k]);
         }
@@ -291,12 +300,16 @@ public final class QuantKernels {
   private static final VectorMask<Float> BIT2 = VectorMask.fromLong(F, 0xCCCCL);
   private static final VectorMask<Float> BIT1 = VectorMask.fromLong(F, 0xAAAAL);
 
-  /** Lane-wise max of one group's weights (negated when {@code negate}) over its g/16 vectors. */
-  private static FloatVector groupMax(MemorySegment w, long base, int g, boolean negate) {
+  private static final int PLAIN = 0;
+  private static final int NEGATED = 1;
+  private static final int ABS = 2;
+
+  /** Lane-wise max of one group's weights (as they are, negated, or absolute) over its g/16 vectors. */
+  private static FloatVector groupMax(MemorySegment w, long base, int g, int mode) {
     FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
     for (int i = 0; i < g; i += 16) {
       FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
-      m = m.max(negate ? v.neg() : v);
+      m = m.max(mode == PLAIN ? v : mode == NEGATED ? v.neg() : v.abs());
     }
     return m;
   }
@@ -308,19 +321,19 @@ public final class QuantKernels {
     return x.max(y);
   }
 
-  /** Max of each of 16 consecutive groups (of the negated weights when {@code negate}); lane k holds group rev(k). */
-  private static void butterflyMax(MemorySegment w, long base, int g, boolean negate, float[] out) {
+  /** Max of each of 16 consecutive groups (of the weights in {@code mode}); lane k holds group rev(k). */
+  private static void butterflyMax(MemorySegment w, long base, int g, int mode, float[] out) {
     long step = 4L * g;
-    FloatVector a0 = combine(groupMax(w, base, g, negate), groupMax(w, base + step, g, negate), SWAP8, BIT8);
-    FloatVector a1 = combine(groupMax(w, base + 2 * step, g, negate), groupMax(w, base + 3 * step, g, negate), SWAP8, BIT8);
-    FloatVector a2 = combine(groupMax(w, base + 4 * step, g, negate), groupMax(w, base + 5 * step, g, negate), SWAP8, BIT8);
-    FloatVector a3 = combine(groupMax(w, base + 6 * step, g, negate), groupMax(w, base + 7 * step, g, negate), SWAP8, BIT8);
-    FloatVector a4 = combine(groupMax(w, base + 8 * step, g, negate), groupMax(w, base + 9 * step, g, negate), SWAP8, BIT8);
-    FloatVector a5 = combine(groupMax(w, base + 10 * step, g, negate), groupMax(w, base + 11 * step, g, negate), SWAP8,
+    FloatVector a0 = combine(groupMax(w, base, g, mode), groupMax(w, base + step, g, mode), SWAP8, BIT8);
+    FloatVector a1 = combine(groupMax(w, base + 2 * step, g, mode), groupMax(w, base + 3 * step, g, mode), SWAP8, BIT8);
+    FloatVector a2 = combine(groupMax(w, base + 4 * step, g, mode), groupMax(w, base + 5 * step, g, mode), SWAP8, BIT8);
+    FloatVector a3 = combine(groupMax(w, base + 6 * step, g, mode), groupMax(w, base + 7 * step, g, mode), SWAP8, BIT8);
+    FloatVector a4 = combine(groupMax(w, base + 8 * step, g, mode), groupMax(w, base + 9 * step, g, mode), SWAP8, BIT8);
+    FloatVector a5 = combine(groupMax(w, base + 10 * step, g, mode), groupMax(w, base + 11 * step, g, mode), SWAP8,
         BIT8);
-    FloatVector a6 = combine(groupMax(w, base + 12 * step, g, negate), groupMax(w, base + 13 * step, g, negate), SWAP8,
+    FloatVector a6 = combine(groupMax(w, base + 12 * step, g, mode), groupMax(w, base + 13 * step, g, mode), SWAP8,
         BIT8);
-    FloatVector a7 = combine(groupMax(w, base + 14 * step, g, negate), groupMax(w, base + 15 * step, g, negate), SWAP8,
+    FloatVector a7 = combine(groupMax(w, base + 14 * step, g, mode), groupMax(w, base + 15 * step, g, mode), SWAP8,
         BIT8);
     FloatVector b0 = combine(a0, a1, SWAP4, BIT4);
     FloatVector b1 = combine(a2, a3, SWAP4, BIT4);
