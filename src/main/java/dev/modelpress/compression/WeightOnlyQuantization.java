@@ -32,10 +32,12 @@ final class WeightOnlyQuantization {
 
   /**
    * Whether {@code format: auto} sends 4-bit group MatMul weights to MatMulNBits even where opset
-   * 21's DequantizeLinear could hold them: ONNX Runtime runs MatMulNBits faster (see
-   * docs/quantization.md, measured by {@code OrtMatMulBenchmark}).
+   * 21's DequantizeLinear could hold them. No: in {@code OrtMatMulBenchmark} the standard
+   * DequantizeLinear-21 form ran a MiniLM-sized block at one token 4× faster than MatMulNBits (ONNX
+   * Runtime fuses it into its own 4-bit kernel) and at 128 tokens neither won consistently
+   * (docs/quantization.md); so below opset 21 auto uses MatMulNBits, from 21 the standard form.
    */
-  static final boolean AUTO_PREFERS_MATMULNBITS = true;
+  static final boolean AUTO_PREFERS_MATMULNBITS = false;
 
   /** Progress callback of the pipeline. */
   @FunctionalInterface
