@@ -74,7 +74,9 @@ public final class JobSpecs {
   }
 
   private static QuantizeSpec quantizeSpec(JobStep s, String at, List<ApiProblem.FieldError> errors) {
-    QuantizeWeights w = s.getWeights();
+    // Steps stored before a field existed (or by older versions) read back without it: the same
+    // defaults apply, so normalizing again is harmless.
+    QuantizeWeights w = normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights());
     String f = at + ".weights.";
     QuantizeSpec.WeightType dtype = parse(QuantizeSpec.WeightType.class, w.getDtype(), f + "dtype", "int, fp16 or bf16",
         errors, QuantizeSpec.WeightType.INT);
