@@ -3,12 +3,9 @@ package dev.modelpress.compression;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.format.onnx.OnnxTensors;
-import dev.modelpress.model.onnx.proto.OnnxProto.AttributeProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
-import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
-import dev.modelpress.model.onnx.proto.OnnxProto.ValueInfoProto;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -211,59 +208,7 @@ public final class OnnxPipeline {
 
   private static ModelProto quantize(ModelProto model, List<TensorInfo> selected, QuantizeSpec spec, StepRun run,
       List<TensorReport> reports) {
-    GraphProto graph = model.getGraph();
-    Map<String, Integer> axes = channelAxes(graph);
-    QdqWriter writer = new QdqWriter(graph, OnnxModels.defaultOpset(model));
-    Map<String, Integer> index = new HashMap<>();
-    for (int i = 0; i < graph.getInitializerCount(); i++) {
-      index.put(graph.getInitializer(i).getName(), i);
-    }
-    Map<String, List<TensorProto>> replacements = new HashMap<>();
-    List<NodeProto> decoders = new ArrayList<>();
-    boolean perChannel = spec.granularity() == QuantizeSpec.Granularity.CHANNEL;
-    int n = selected.size();
-    for (int j = 0; j < n; j++) {
-      TensorInfo info = selected.get(j);
-      run.at(j, n, "quantizing " + info.name());
-      TensorProto original = graph.getInitializer(index.get(info.name()));
-      float[] w = OnnxTensors.toFloats(original);
-      MagnitudePruner.requireFinite(info.name(), w);
-      long[] shape = info.shape().stream().mapToLong(Long::longValue).toArray();
-      if (perChannel && shape.length == 0) {
-        throw new CompressionException("tensor '" + info.name() + "' is a scalar; it has no channel axis");
-      }
-      int axis = perChannel ? axes.getOrDefault(info.name(), 0) : -1;
-      ErrorStats stats = new ErrorStats();
-      WeightQuantizer.Quantized q = WeightQuantizer.quantize(w, shape, axis, spec.symmetric(), stats);
-      QdqWriter.Emitted emitted = writer.emit(original, q);
-      replacements.put(info.name(), emitted.initializers());
-      decoders.addAll(emitted.nodes());
-      reports.add(new TensorReport(info.name(), info.shape(), w.length, 4L * w.length, emitted.bytes(),
-          stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), spec.bits(),
-          spec.granularity().name()));
-    }
-    run.at(n, n, "quantized " + n + " tensors");
-
-    GraphProto.Builder g = graph.toBuilder().clearInitializer().clearNode().clearInput();
-    for (TensorProto t : graph.getInitializerList()) {
-      List<TensorProto> r = replacements.get(t.getName());
-      if (r == null) {
-        g.addInitializer(t);
-      } else {
-        g.addAllInitializer(r);
-      }
-    }
-    // The decoders read only initializers, so placing them first keeps the graph topologically
-    // sorted whatever order the original nodes were in.
-    g.addAllNode(decoders).addAllNode(graph.getNodeList());
-    for (ValueInfoProto v : graph.getInputList()) {
-      // Before IR 4 initializers were also graph inputs; a decoded weight must not be one, or
-      // the graph would have two producers for its name.
-      if (!replacements.containsKey(v.getName())) {
-        g.addInput(v);
-      }
-    }
-    return model.toBuilder().setGraph(g).build();
+    return WeightOnlyQuantization.apply(model, selected, spec, run::at, reports);
   }
 
   /**
@@ -273,53 +218,10 @@ public final class OnnxPipeline {
    * Gather data axis 0 (one scale per embedding row). Other uses: axis 0.
    */
   static Map<String, Integer> channelAxes(GraphProto graph) {
-    Map<String, Integer> rank = new HashMap<>();
-    for (TensorProto t : graph.getInitializerList()) {
-      rank.put(t.getName(), t.getDimsCount());
-    }
-    Map<String, Integer> axes = new HashMap<>();
-    for (NodeProto node : graph.getNodeList()) {
-      for (int i = 0; i < node.getInputCount(); i++) {
-        String name = node.getInput(i);
-        Integer r = rank.get(name);
-        if (r == null || r == 0 || axes.containsKey(name)) {
-          continue;
-        }
-        Integer axis = switch (node.getOpType() + ":" + i) {
-          case "MatMul:1" -> r - 1;
-          case "MatMul:0" -> Math.max(0, r - 2);
-          case "Gemm:1" -> intAttribute(node, "transB") == 1 ? 0 : 1;
-          case "Gemm:0" -> intAttribute(node, "transA") == 1 ? 1 : 0;
-          case "Conv:1", "Gather:0" -> 0;
-          case "ConvTranspose:1" -> r >= 2 ? 1 : 0;
-          default -> null;
-        };
-        if (axis != null && axis < r) {
-          axes.put(name, axis);
-        }
-      }
-    }
-    return axes;
-  }
-
-  private static long intAttribute(NodeProto node, String name) {
-    for (AttributeProto a : node.getAttributeList()) {
-      if (a.getName().equals(name)) {
-        return a.getI();
-      }
-    }
-    return 0;
+    return dev.modelpress.compression.quantize.WeightAxes.of(graph).channelAxes();
   }
 
   private static String quantizeSummary(QuantizeSpec spec, List<TensorReport> tensors) {
-    long before = 0;
-    long after = 0;
-    for (TensorReport t : tensors) {
-      before += t.bytesBefore();
-      after += t.bytesAfter();
-    }
-    return String.format(Locale.ROOT, "int8 weight quantization (%s, per %s) of %d tensors: %d -> %d bytes (%.1f%%)",
-        spec.symmetric() ? "symmetric" : "asymmetric", spec.granularity().name().toLowerCase(Locale.ROOT),
-        tensors.size(), before, after, before == 0 ? 0 : 100.0 * after / before);
+    return WeightOnlyQuantization.summary(spec, tensors);
   }
 }

@@ -52,7 +52,7 @@ public final class SpecValidator {
       }
       switch (step) {
         case PruneSpec p -> validatePrune(p, at, violations);
-        case QuantizeSpec q -> validateQuantize(q, at, violations);
+        case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
         case CalibratedQuantizeSpec c -> validateCalibrated(c, at, model, hasCalibration, violations);
       }
@@ -174,10 +174,60 @@ public final class SpecValidator {
 
   // ---- w2-prune (end) ----
 
-  private static void validateQuantize(QuantizeSpec q, String at, List<Violation> out) {
-    if (q.bits() != 8) {
-      out.add(new Violation(at + ".bits", "only 8-bit quantization is supported so far (got " + q.bits() + ")"));
+  // ---- weight-only quantization schemes (bits, grid, granularity, group, dtype, format) ----
+
+  private static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
+    String w = at + ".weights";
+    if (!q.isInteger()) {
+      if (q.bits() != 16) {
+        out.add(new Violation(w + ".bits", "dtype " + dtype(q) + " stores 16-bit floats; leave bits out (got " + q.bits()
+            + ")"));
+      }
+      if (q.scheme() != QuantizeSpec.Scheme.INTEGER || q.groupSize() != null
+          || q.range() != QuantizeSpec.RangeMethod.MINMAX || q.format() != QuantizeSpec.Format.AUTO) {
+        out.add(new Violation(w + ".dtype", "dtype " + dtype(q)
+            + " is a plain cast: scheme, groupSize, range and format apply to dtype int only"));
+      }
+      if (q.dtype() == QuantizeSpec.WeightType.BF16 && opset < 13) {
+        out.add(new Violation(w + ".dtype", "bf16 weights need a Cast from BFLOAT16, which ai.onnx has from opset 13; "
+            + "the model imports opset " + opset + " (use fp16)"));
+      }
+      return;
     }
+    boolean ternary = q.scheme() == QuantizeSpec.Scheme.TERNARY;
+    if (ternary && q.bits() != 2) {
+      out.add(new Violation(w + ".bits", "ternary codes {-1, 0, +1} are stored in 2 bits; use bits 2 (got " + q.bits()
+          + ")"));
+    } else if (q.bits() != 1 && q.bits() != 2 && q.bits() != 4 && q.bits() != 8) {
+      out.add(new Violation(w + ".bits", "must be 1 (binary), 2, 4 or 8 (got " + q.bits() + ")"));
+    }
+    if ((ternary || q.bits() == 1) && !q.symmetric()) {
+      out.add(new Violation(w + ".symmetric", (ternary ? "ternary" : "binary (1-bit)")
+          + " weights are sign × scale and have no zero point; symmetric must be true"));
+    }
+    if (q.granularity() == QuantizeSpec.Granularity.GROUP) {
+      if (q.groupSize() == null || !QuantizeSpec.GROUP_SIZES.contains(q.groupSize())) {
+        out.add(new Violation(w + ".groupSize", "must be one of " + QuantizeSpec.GROUP_SIZES + " for granularity group"
+            + (q.groupSize() == null ? "" : " (got " + q.groupSize() + ")")));
+      }
+    } else if (q.groupSize() != null) {
+      out.add(new Violation(w + ".groupSize", "applies to granularity group only (granularity is "
+          + q.granularity().name().toLowerCase(java.util.Locale.ROOT) + ")"));
+    }
+    if (q.format() == QuantizeSpec.Format.MATMULNBITS
+        && (q.bits() != 4 || ternary || q.granularity() != QuantizeSpec.Granularity.GROUP)) {
+      out.add(new Violation(w + ".format", "matmulnbits holds 4-bit integer weights in groups; it needs bits 4 and "
+          + "granularity group"));
+    }
+    boolean subByte = q.bits() < 8 || ternary;
+    if ((subByte || q.granularity() == QuantizeSpec.Granularity.GROUP) && opset < 11) {
+      out.add(new Violation(w + (subByte ? ".bits" : ".granularity"), "the model imports ai.onnx opset " + opset
+          + "; packed or grouped weights are unpacked with BitShift/Reshape/Slice, which need opset 11 or later"));
+    }
+  }
+
+  private static String dtype(QuantizeSpec q) {
+    return q.dtype().name().toLowerCase(java.util.Locale.ROOT);
   }
 
   // ---- data-aware quantization (static activations, GPTQ, sensitivity, mixed precision) ----
@@ -257,9 +307,11 @@ public final class SpecValidator {
       }
       QuantizeSpec q = step instanceof QuantizeSpec plain ? plain
           : step instanceof CalibratedQuantizeSpec c ? c.weights() : null;
-      if (q != null && q.granularity() == QuantizeSpec.Granularity.CHANNEL && t.shape().isEmpty()) {
-        out.add(new Violation(at + ".granularity", "tensor '" + t.name()
-            + "' is a scalar and has no channel axis; use granularity tensor or exclude it"));
+      if (q != null && q.isInteger() && q.granularity() != QuantizeSpec.Granularity.TENSOR
+          && t.shape().isEmpty()) {
+        out.add(new Violation(at + ".granularity", "tensor '" + t.name() + "' is a scalar and has no "
+            + (q.granularity() == QuantizeSpec.Granularity.GROUP ? "group" : "channel")
+            + " axis; use granularity tensor or exclude it"));
       }
     }
   }

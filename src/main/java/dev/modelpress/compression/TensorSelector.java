@@ -159,7 +159,10 @@ public final class TensorSelector {
   static String unsupportedType(StepSpec step, TensorInfo t) {
     boolean supported = switch (step) {
       case PruneSpec p -> t.dtype().equals("FLOAT") || t.dtype().equals("FLOAT16");
-      case QuantizeSpec q -> t.dtype().equals("FLOAT");
+      // A cast keeps tensors already in its type as they are.
+      case QuantizeSpec q -> t.dtype().equals("FLOAT")
+          || q.dtype() == QuantizeSpec.WeightType.FP16 && t.dtype().equals("FLOAT16")
+          || q.dtype() == QuantizeSpec.WeightType.BF16 && t.dtype().equals("BFLOAT16");
       case ShareSpec s -> t.dtype().equals("FLOAT");
       case CalibratedQuantizeSpec c -> t.dtype().equals("FLOAT");
     };

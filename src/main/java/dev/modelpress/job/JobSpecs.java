@@ -19,8 +19,6 @@ import java.util.Set;
  */
 public final class JobSpecs {
 
-  private static final Set<Integer> PLANNED_BITS = Set.of(1, 2, 4);
-
   private JobSpecs() {}
 
   /** The steps with defaults made explicit, as stored and echoed back by the API. */
@@ -58,11 +56,7 @@ public final class JobSpecs {
         n.setCriterion(s.getCriterion());
         n.setUnit(s.getUnit());
       } else if ("quantize".equals(n.getType())) {
-        QuantizeWeights w = s.getWeights() == null ? new QuantizeWeights() : s.getWeights();
-        n.setWeights(new QuantizeWeights()
-            .bits(w.getBits() == null ? 8 : w.getBits())
-            .symmetric(w.getSymmetric() == null ? Boolean.TRUE : w.getSymmetric())
-            .granularity(w.getGranularity() == null ? "channel" : lower(w.getGranularity())));
+        n.setWeights(normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights()));
         n.setMethod(s.getMethod());
         n.setSparsity(s.getSparsity());
         n.setThreshold(s.getThreshold());
@@ -80,6 +74,76 @@ public final class JobSpecs {
       out.add(n);
     }
     return out;
+  }
+
+  // ---- quantize weights: defaults and mapping (weight-only schemes, docs/quantization.md) ----
+
+  /** Integer schemes get every default made explicit; fp16/bf16 casts keep only what was given. */
+  private static QuantizeWeights normalizeWeights(QuantizeWeights w) {
+    String dtype = w.getDtype() == null ? "int" : lower(w.getDtype());
+    QuantizeWeights n = new QuantizeWeights().dtype(dtype);
+    if (!"int".equals(dtype)) {
+      return n.bits(w.getBits()).scheme(lower(w.getScheme())).granularity(lower(w.getGranularity()))
+          .groupSize(w.getGroupSize()).range(lower(w.getRange())).format(lower(w.getFormat()))
+          .symmetric(w.getSymmetric()).signed(w.getSigned());
+    }
+    String scheme = w.getScheme() == null ? "int" : lower(w.getScheme());
+    String granularity = w.getGranularity() == null ? "channel" : lower(w.getGranularity());
+    return n.scheme(scheme)
+        .bits(w.getBits() != null ? w.getBits() : "ternary".equals(scheme) ? 2 : 8)
+        .symmetric(w.getSymmetric() == null ? Boolean.TRUE : w.getSymmetric())
+        .signed(w.getSigned() == null ? Boolean.TRUE : w.getSigned())
+        .granularity(granularity)
+        .groupSize(w.getGroupSize() == null && "group".equals(granularity) ? Integer.valueOf(32) : w.getGroupSize())
+        .range(w.getRange() == null ? "minmax" : lower(w.getRange()))
+        .format(w.getFormat() == null ? "auto" : lower(w.getFormat()));
+  }
+
+  private static QuantizeSpec quantizeSpec(JobStep s, String at, List<ApiProblem.FieldError> errors) {
+    // Steps stored before a field existed (or by older versions) read back without it: the same
+    // defaults apply, so normalizing again is harmless.
+    QuantizeWeights w = normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights());
+    String f = at + ".weights.";
+    QuantizeSpec.WeightType dtype = parse(QuantizeSpec.WeightType.class, w.getDtype(), f + "dtype", "int, fp16 or bf16",
+        errors, QuantizeSpec.WeightType.INT);
+    if (dtype != QuantizeSpec.WeightType.INT) {
+      String d = w.getDtype();
+      for (var e : java.util.Map.of("bits", w.getBits() == null ? "" : "x", "scheme", nz(w.getScheme()),
+          "granularity", nz(w.getGranularity()), "groupSize", w.getGroupSize() == null ? "" : "x",
+          "range", nz(w.getRange()), "format", nz(w.getFormat())).entrySet()) {
+        if (!e.getValue().isEmpty()) {
+          errors.add(new ApiProblem.FieldError(f + e.getKey(), "not used with dtype " + d
+              + ": fp16/bf16 weights are a plain cast (drop it, or use dtype int)"));
+        }
+      }
+      return QuantizeSpec.cast(dtype).selecting(list(s.getInclude()), list(s.getExclude()));
+    }
+    QuantizeSpec.Scheme scheme = "int".equals(w.getScheme()) ? QuantizeSpec.Scheme.INTEGER
+        : parse(QuantizeSpec.Scheme.class, w.getScheme(), f + "scheme", "int or ternary", errors,
+            QuantizeSpec.Scheme.INTEGER);
+    QuantizeSpec.Granularity granularity = parse(QuantizeSpec.Granularity.class, w.getGranularity(),
+        f + "granularity", "channel, tensor or group", errors, QuantizeSpec.Granularity.CHANNEL);
+    QuantizeSpec.RangeMethod range = parse(QuantizeSpec.RangeMethod.class, w.getRange(), f + "range", "minmax or mse",
+        errors, QuantizeSpec.RangeMethod.MINMAX);
+    QuantizeSpec.Format format = parse(QuantizeSpec.Format.class, w.getFormat(), f + "format",
+        "auto, qdq or matmulnbits", errors, QuantizeSpec.Format.AUTO);
+    return new QuantizeSpec(w.getBits(), w.getSymmetric(), granularity, list(s.getInclude()), list(s.getExclude()),
+        w.getGroupSize(), scheme, w.getSigned(), dtype, range, format);
+  }
+
+  private static <E extends Enum<E>> E parse(Class<E> type, String value, String field, String allowed,
+      List<ApiProblem.FieldError> errors, E fallback) {
+    for (E e : type.getEnumConstants()) {
+      if (e.name().equalsIgnoreCase(value)) {
+        return e;
+      }
+    }
+    errors.add(new ApiProblem.FieldError(field, "must be " + allowed + ", not '" + value + "'"));
+    return fallback;
+  }
+
+  private static String nz(String s) {
+    return s == null ? "" : s;
   }
 
   /**
@@ -150,23 +214,7 @@ public final class JobSpecs {
           forbid(errors, at + ".threshold", s.getThreshold(), "quantize");
           forbid(errors, at + ".scope", s.getScope(), "quantize");
           forbidPruneFields(errors, at, s, "quantize");
-          QuantizeWeights w = s.getWeights();
-          int bits = w.getBits();
-          if (PLANNED_BITS.contains(bits)) {
-            notBuilt.add(at + ".weights.bits: " + bits + "-bit weights are not built yet; use 8");
-          } else if (bits != 8) {
-            errors.add(new ApiProblem.FieldError(at + ".weights.bits", "must be 8 (1, 2 and 4 are planned), not " + bits));
-          }
-          QuantizeSpec.Granularity granularity = switch (w.getGranularity()) {
-            case "channel" -> QuantizeSpec.Granularity.CHANNEL;
-            case "tensor" -> QuantizeSpec.Granularity.TENSOR;
-            default -> {
-              errors.add(new ApiProblem.FieldError(at + ".weights.granularity",
-                  "must be channel or tensor, not '" + w.getGranularity() + "'"));
-              yield QuantizeSpec.Granularity.CHANNEL;
-            }
-          };
-          specs.add(new QuantizeSpec(8, w.getSymmetric(), granularity, list(s.getInclude()), list(s.getExclude())));
+          specs.add(quantizeSpec(s, at, errors));
         }
         // ---- w2-prune (begin) ----
         case "share" -> {

@@ -66,9 +66,10 @@ class SpecValidatorTest {
   }
 
   @Test
-  void rejectsBitsOtherThanEight() {
-    assertThat(validate(PruneSpec.layer(0.5), new QuantizeSpec(4, true, Granularity.CHANNEL, null, null)))
-        .containsExactly(new Violation("steps[1].bits", "only 8-bit quantization is supported so far (got 4)"));
+  void rejectsBitsOutsideOneTwoFourEight() {
+    assertThat(validate(PruneSpec.layer(0.5), new QuantizeSpec(4, true, Granularity.CHANNEL, null, null))).isEmpty();
+    assertThat(validate(PruneSpec.layer(0.5), new QuantizeSpec(3, true, Granularity.CHANNEL, null, null)))
+        .containsExactly(new Violation("steps[1].weights.bits", "must be 1 (binary), 2, 4 or 8 (got 3)"));
   }
 
   @Test

@@ -115,12 +115,42 @@ class JobApiTest {
 
   @Test
   void plannedMethodsAre501() {
-    Api.Response r = submit("{\"type\":\"quantize\",\"weights\":{\"bits\":4}}");
+    Api.Response r = submit("{\"type\":\"distill\"}");
     assertThat(r.status()).isEqualTo(501);
     assertThat(r.problemType()).isEqualTo(PROBLEMS + "not-implemented");
-    assertThat(r.json().get("detail").asString()).contains("steps[0].weights.bits");
-    assertThat(submit("{\"type\":\"distill\"}").status()).isEqualTo(501);
+    assertThat(r.json().get("detail").asString()).contains("steps[0].type");
     assertNothingQueued();
+  }
+
+  @Test
+  void int4GroupQuantizationIsQueuedWithItsDefaultsEchoed() {
+    Api.Response r = submit("{\"type\":\"quantize\",\"weights\":{\"bits\":4,\"granularity\":\"GROUP\",\"range\":\"mse\"}}");
+    assertThat(r.status()).as(r.body()).isEqualTo(202);
+    var w = r.json().get("steps").get(0).get("weights");
+    assertThat(w.get("bits").asInt()).isEqualTo(4);
+    assertThat(w.get("granularity").asString()).isEqualTo("group");
+    assertThat(w.get("groupSize").asInt()).isEqualTo(32);
+    assertThat(w.get("range").asString()).isEqualTo("mse");
+    assertThat(w.get("format").asString()).isEqualTo("auto");
+    assertThat(w.get("signed").asBoolean()).isTrue();
+  }
+
+  @Test
+  void impossibleWeightSchemesAre422OnTheFieldAtFault() {
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"bits\":4,\"granularity\":\"group\",\"groupSize\":48}}"),
+        422, "steps[0].weights.groupSize");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"bits\":3}}"), 422, "steps[0].weights.bits");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"dtype\":\"fp16\",\"bits\":4}}"), 422,
+        "steps[0].weights.bits");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"bits\":1,\"symmetric\":false}}"), 422,
+        "steps[0].weights.symmetric");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"scheme\":\"ternary\",\"bits\":4}}"), 422,
+        "steps[0].weights.bits");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"bits\":8,\"format\":\"matmulnbits\"}}"), 422,
+        "steps[0].weights.format");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"groupSize\":64}}"), 422, "steps[0].weights.groupSize");
+    assertField(submit("{\"type\":\"quantize\",\"weights\":{\"range\":\"percentile\"}}"), 422,
+        "steps[0].weights.range");
   }
 
   @Test
