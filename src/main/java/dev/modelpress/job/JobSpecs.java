@@ -57,6 +57,8 @@ public final class JobSpecs {
         n.setM(s.getM());
         n.setCriterion(s.getCriterion());
         n.setTarget(s.getTarget());
+      } else if (SearchSpecs.TYPE.equals(n.getType())) { // w3-search
+        SearchSpecs.normalizeInto(s, n);
       } else if ("quantize".equals(n.getType())) {
         QuantizeWeights w = s.getWeights() == null ? new QuantizeWeights() : s.getWeights();
         n.setWeights(new QuantizeWeights()
@@ -87,12 +89,17 @@ public final class JobSpecs {
    * @throws ApiProblem VALIDATION_FAILED listing every invalid field, or NOT_IMPLEMENTED
    */
   public static List<StepSpec> toSpecs(List<JobStep> steps) {
+    return toSpecs(steps, "steps");
+  }
+
+  /** As {@link #toSpecs(List)}, naming fields under {@code prefix} ({@code steps[0].space[3]}). */
+  public static List<StepSpec> toSpecs(List<JobStep> steps, String prefix) {
     List<ApiProblem.FieldError> errors = new ArrayList<>();
     List<String> notBuilt = new ArrayList<>();
     List<StepSpec> specs = new ArrayList<>();
     for (int i = 0; i < steps.size(); i++) {
       JobStep s = steps.get(i);
-      String at = "steps[" + i + "]";
+      String at = prefix + "[" + i + "]";
       String type = s.getType();
       if (type == null) {
         errors.add(new ApiProblem.FieldError(at + ".type", "required: prune or quantize"));
@@ -175,6 +182,13 @@ public final class JobSpecs {
           specs.add(new ShareSpec(s.getClusters(), s.getIterations(), list(s.getInclude()), list(s.getExclude())));
         }
         // ---- w2-prune (end) ----
+        // ---- w3-search (begin): a search holds recipes, not a step; SearchSpecs checks it ----
+        case SearchSpecs.TYPE -> {
+          if (steps.size() != 1 || !"steps".equals(prefix)) {
+            errors.add(new ApiProblem.FieldError(at + ".type", "a search must be the job's only step"));
+          }
+        }
+        // ---- w3-search (end) ----
         case "distill" -> notBuilt.add(at + ".type: knowledge distillation is not built yet");
         default -> errors.add(new ApiProblem.FieldError(at + ".type",
             "unknown step type '" + type + "'; supported: prune, quantize, share (distill is planned)"));
