@@ -97,12 +97,19 @@ class ReportBrowserTest {
     JsonNode job = api.awaitJob(submitted.json().get("id").asString(), Duration.ofMinutes(3));
     assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
     String url = api.base() + "/v1/jobs/" + job.get("id").asString() + "/report";
+    // The endpoint needs the tenant's API key, which Chromium's command line cannot send: fetch the
+    // page as a browser would (Accept: text/html) with the key, and let Chromium render exactly those bytes.
+    String page = new String(api.getBytes(url.substring(api.base().length()), "Accept", "text/html").body(),
+        StandardCharsets.UTF_8);
+    Path servedFile = tmp.resolve("served.html");
+    Files.writeString(servedFile, page);
+    String servedUrl = servedFile.toUri().toString();
 
-    // 1. The served page, straight from the endpoint (Chromium asks for text/html): a screenshot.
+    // 1. The served page as the endpoint returned it: a screenshot.
     Path png = Path.of("target", "report-screenshot.png").toAbsolutePath();
     Files.createDirectories(png.getParent());
     Files.deleteIfExists(png);
-    run("--screenshot=" + png, "--window-size=" + WINDOW_WIDTH + ",2400", "--hide-scrollbars", url);
+    run("--screenshot=" + png, "--window-size=" + WINDOW_WIDTH + ",2400", "--hide-scrollbars", servedUrl);
     assertThat(png).exists();
     assertThat(Files.size(png)).as("screenshot bytes").isGreaterThan(30_000);
     BufferedImage image = ImageIO.read(png.toFile());
@@ -117,13 +124,11 @@ class ReportBrowserTest {
     assertThat(colours.size()).as("distinct colours in the screenshot").isGreaterThan(200);
 
     // 2. The served DOM: the page the endpoint returned to a browser, with no script in it.
-    String served = run("--dump-dom", url);
+    String served = run("--dump-dom", servedUrl);
     assertThat(served).contains("id=\"layers-table\"", "&lt;script&gt;alert(1)&lt;/script&gt;")
         .doesNotContain("<script");
 
     // 3. Layout measured by the browser on a copy of the page with the measuring script appended.
-    String page = new String(api.getBytes(url.substring(api.base().length()), "Accept", "text/html").body(),
-        StandardCharsets.UTF_8);
     Files.writeString(png.resolveSibling("report.html"), page); // kept next to the screenshot for people
     Path copy = tmp.resolve("report.html");
     Files.writeString(copy, page.replace("</body>", MEASURE + "</body>"));

@@ -59,6 +59,13 @@ public final class OnnxModels {
    *     holds a tensor whose data does not match its dims or type, or stored externally
    */
   public static ModelProto read(Path file) throws FormatException {
+    ModelProto model = parse(file);
+    validate(model);
+    return model;
+  }
+
+  /** Memory-maps and parses an ONNX file without validating it. */
+  static ModelProto parse(Path file) throws FormatException {
     ModelProto model;
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
       long size = ch.size();
@@ -82,7 +89,6 @@ public final class OnnxModels {
     } catch (IOException e) {
       throw new FormatException("ONNX file could not be read: " + e.getClass().getSimpleName(), e);
     }
-    validate(model);
     return model;
   }
 
@@ -97,6 +103,14 @@ public final class OnnxModels {
 
   /** Checks that a parsed message is an ONNX model whose tensors are all readable. */
   static void validate(ModelProto model) throws FormatException {
+    validate(model, false);
+  }
+
+  /**
+   * Checks the model; with {@code allowExternal}, tensors stored in external files pass here (their
+   * entries are checked against the files by {@link OnnxExternalData}).
+   */
+  static void validate(ModelProto model, boolean allowExternal) throws FormatException {
     if (model.getIrVersion() <= 0) {
       throw new FormatException("not an ONNX model: ir_version is missing or not positive");
     }
@@ -109,45 +123,45 @@ public final class OnnxModels {
     if (model.getGraph().getNodeCount() == 0) {
       throw new FormatException("not an ONNX model: the graph has no nodes");
     }
-    validateGraph(model.getGraph());
+    validateGraph(model.getGraph(), allowExternal);
     for (FunctionProto f : model.getFunctionsList()) {
       for (NodeProto n : f.getNodeList()) {
-        validateNode(n);
+        validateNode(n, allowExternal);
       }
     }
   }
 
-  private static void validateGraph(GraphProto g) throws FormatException {
+  private static void validateGraph(GraphProto g, boolean ext) throws FormatException {
     for (TensorProto t : g.getInitializerList()) {
-      validateTensor(t, "initializer '" + t.getName() + "'");
+      validateTensor(t, "initializer '" + t.getName() + "'", ext);
     }
     for (SparseTensorProto s : g.getSparseInitializerList()) {
-      validateTensor(s.getValues(), "sparse initializer '" + s.getValues().getName() + "' values");
-      validateTensor(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "' indices");
+      validateTensor(s.getValues(), "sparse initializer '" + s.getValues().getName() + "' values", ext);
+      validateTensor(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "' indices", ext);
     }
     for (NodeProto n : g.getNodeList()) {
-      validateNode(n);
+      validateNode(n, ext);
     }
   }
 
-  private static void validateNode(NodeProto n) throws FormatException {
+  private static void validateNode(NodeProto n, boolean ext) throws FormatException {
     for (AttributeProto a : n.getAttributeList()) {
       String where = "attribute '" + a.getName() + "' of node '" + nodeLabel(n) + "'";
       if (a.hasT()) {
-        validateTensor(a.getT(), where);
+        validateTensor(a.getT(), where, ext);
       }
       for (TensorProto t : a.getTensorsList()) {
-        validateTensor(t, where);
+        validateTensor(t, where, ext);
       }
       if (a.hasSparseTensor()) {
-        validateTensor(a.getSparseTensor().getValues(), where + " values");
-        validateTensor(a.getSparseTensor().getIndices(), where + " indices");
+        validateTensor(a.getSparseTensor().getValues(), where + " values", ext);
+        validateTensor(a.getSparseTensor().getIndices(), where + " indices", ext);
       }
       if (a.hasG()) {
-        validateGraph(a.getG());
+        validateGraph(a.getG(), ext);
       }
       for (GraphProto g : a.getGraphsList()) {
-        validateGraph(g);
+        validateGraph(g, ext);
       }
     }
   }
@@ -182,12 +196,23 @@ public final class OnnxModels {
     };
   }
 
-  private static void validateTensor(TensorProto t, String where) throws FormatException {
+  /** Bytes the tensor's data occupies in raw (and external) form; -1 for STRING or unknown types. */
+  static long rawByteLength(TensorProto t) {
+    Layout layout = layout(t.getDataType());
+    long n = OnnxTensors.elementCount(t.getDimsList());
+    if (layout == null || layout.field == 's' || n < 0 || n > Long.MAX_VALUE / 128) {
+      return -1;
+    }
+    return (n * layout.bits + 7) / 8;
+  }
+
+  private static void validateTensor(TensorProto t, String where, boolean ext) throws FormatException {
     String name = t.getName().isEmpty() ? where : "tensor '" + t.getName() + "' (" + where + ")";
-    if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL || t.getExternalDataCount() > 0) {
+    boolean external = t.getDataLocation() == TensorProto.DataLocation.EXTERNAL || t.getExternalDataCount() > 0;
+    if (external && !ext) {
       throw new FormatException(
           name + " keeps its data in an external file; external data is not supported in a "
-              + "single-file upload yet");
+              + "single-file upload; upload the model with its data files (see docs/large-models.md)");
     }
     Layout layout = layout(t.getDataType());
     if (layout == null) {
@@ -202,6 +227,9 @@ public final class OnnxModels {
     long n = OnnxTensors.elementCount(t.getDimsList());
     if (n < 0) {
       throw new FormatException(name + " declares dims " + t.getDimsList() + " whose product overflows");
+    }
+    if (external) {
+      return;
     }
     String type = OnnxTensors.dataTypeName(t.getDataType());
     if (t.hasRawData()) {
