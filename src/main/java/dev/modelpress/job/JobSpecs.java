@@ -24,7 +24,7 @@ public final class JobSpecs {
   private JobSpecs() {}
 
   /** The steps with defaults made explicit, as stored and echoed back by the API. */
-  static List<JobStep> normalize(List<JobStep> steps) {
+  public static List<JobStep> normalize(List<JobStep> steps) {
     List<JobStep> out = new ArrayList<>();
     for (JobStep s : steps) {
       JobStep n = new JobStep(lower(s.getType()));

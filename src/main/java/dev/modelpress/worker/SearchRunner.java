@@ -13,7 +13,6 @@ import dev.modelpress.evaluation.EvaluationException;
 import dev.modelpress.evaluation.EvaluationOptions;
 import dev.modelpress.evaluation.FidelityEvaluator;
 import dev.modelpress.evaluation.FidelityReport;
-import dev.modelpress.format.FormatException;
 import dev.modelpress.format.npy.NdArray;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.job.JobQueue;
@@ -59,7 +58,8 @@ final class SearchRunner {
       Double metric, boolean feasible, String error, Map<String, Object> fidelity) {}
 
   /** What one tensor does to the metric when a step compresses it alone. */
-  record Sensitivity(String step, String tensor, Double metric, boolean breaksConstraint, long bytesDelta) {}
+  record Sensitivity(String step, String tensor, Double metric, boolean breaksConstraint, long bytesDelta,
+      @com.fasterxml.jackson.annotation.JsonIgnore boolean applies) {}
 
   /** The search's outcome: what to record and whether it ended by a cancel. */
   record Result(ReportSummary summary, Map<String, Object> section, Path bestFile, StoredObject best,
@@ -112,7 +112,7 @@ final class SearchRunner {
           Set<String> tensors = touchedTensors(original, e.getValue());
           touched.put(e.getKey(), tensors);
           sensitive.put(e.getKey(), new LinkedHashSet<>());
-          for (String tensor : tensors) {
+          for (String tensor : List.copyOf(tensors)) {
             if (clock.millis() >= probeDeadline) {
               break; // unprobed tensors count as harmless: the trials still measure them
             }
@@ -120,6 +120,13 @@ final class SearchRunner {
             exec.progress(progress(0, planned, "sensitivity: " + e.getValue().getType() + " on " + tensor, null));
             Sensitivity s = probe(evaluator, search, e.getKey(), e.getValue(), tensor, original, originalFile,
                 originalBytes, data, work.resolve("probe-" + probed++ + ".onnx"));
+            if (!s.applies()) {
+              // The step cannot take this tensor alone: it is touched only as a consequence of
+              // another (a structured prune shrinking the next layer's input), so it is neither
+              // probed nor ever excluded.
+              tensors.remove(tensor);
+              continue;
+            }
             sensitivities.add(s);
             deltas.merge(e.getKey(), s.bytesDelta(), Long::sum);
             if (s.breaksConstraint()) {
@@ -129,7 +136,8 @@ final class SearchRunner {
         }
 
         // 2. Candidates: sensitive tensors become exclusions; order by the size the probes predict.
-        record Candidate(int recipe, List<JobStep> steps, List<String> exclusions, long estimatedBytes) {}
+        record Candidate(int recipe, List<JobStep> steps, List<String> exclusions, long estimatedBytes,
+            String deferred) {}
         List<Candidate> candidates = new ArrayList<>();
         for (int r = 0; r < search.space().size(); r++) {
           List<JobStep> recipe = search.space().get(r);
@@ -151,12 +159,15 @@ final class SearchRunner {
             exclusions.addAll(bad);
           }
           if (skip != null) {
-            skipped.add(ReportSections.ordered("recipe", r, "steps", recipe, "reason", skip));
+            // Kept, but last: measured only while nothing feasible is found, so a search where
+            // everything breaks the constraint still reports its closest candidates.
+            candidates.add(new Candidate(r, recipe, List.of(), estimate, skip));
           } else {
-            candidates.add(new Candidate(r, steps, exclusions, estimate));
+            candidates.add(new Candidate(r, steps, exclusions, estimate, null));
           }
         }
-        candidates.sort(Comparator.comparingLong(Candidate::estimatedBytes).thenComparingInt(Candidate::recipe));
+        candidates.sort(Comparator.comparing((Candidate c) -> c.deferred() != null)
+            .thenComparingLong(Candidate::estimatedBytes).thenComparingInt(Candidate::recipe));
         planned = Math.min(search.trials(), candidates.size());
 
         // 3. Trials.
@@ -168,6 +179,10 @@ final class SearchRunner {
           if (clock.millis() >= deadline) {
             stoppedBy = "time";
             break;
+          }
+          if (c.deferred() != null && best != null) {
+            skipped.add(ReportSections.ordered("recipe", c.recipe(), "steps", c.steps(), "reason", c.deferred()));
+            continue;
           }
           exec.checkpoint();
           exec.progress(progress(trials.size(), planned, "trial " + (trials.size() + 1) + " of " + planned
@@ -256,9 +271,9 @@ final class SearchRunner {
       Double metric = metric(search, f);
       boolean breaks = !search.meets(widen(search, metric, f.samples()));
       long delta = Files.size(file) - originalBytes;
-      return new Sensitivity(key, tensor, metric, breaks, delta);
-    } catch (CompressionException | ApiProblem | FormatException e) {
-      return new Sensitivity(key, tensor, null, false, 0);
+      return new Sensitivity(key, tensor, metric, breaks, delta, true);
+    } catch (CompressionException | ApiProblem e) {
+      return new Sensitivity(key, tensor, null, false, 0, false);
     } finally {
       Files.deleteIfExists(file);
     }
@@ -297,7 +312,7 @@ final class SearchRunner {
           "originalP50Millis", f.original() == null ? null : f.original().p50Millis(), "sparsity", sparsity(result));
       return new Trial(recipe, steps, exclusions, Files.size(file), f.candidate() == null ? null : f.candidate().p50Millis(),
           metric, search.meets(metric), null, fidelity);
-    } catch (CompressionException | ApiProblem | FormatException e) {
+    } catch (CompressionException | ApiProblem e) {
       // One recipe the model cannot take (structured pruning refused by the graph, say) is a
       // failed trial, not a failed search.
       Files.deleteIfExists(file);
