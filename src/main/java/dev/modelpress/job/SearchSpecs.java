@@ -71,7 +71,9 @@ public final class SearchSpecs {
     n.setBudget(new SearchBudget()
         .trials(b.getTrials() == null ? DEFAULT_TRIALS : b.getTrials())
         .seconds(b.getSeconds() == null ? DEFAULT_SECONDS : b.getSeconds()));
-    n.setSpace(s.getSpace() == null ? null : s.getSpace().stream().map(JobSpecs::normalize).toList());
+    // The generated DTO starts lists empty, so an absent space arrives as []: both mean the default.
+    n.setSpace(s.getSpace() == null || s.getSpace().isEmpty() ? null
+        : s.getSpace().stream().map(JobSpecs::normalize).toList());
     // Fields of ordinary steps mean nothing on a search; keeping them would let a typo pass silently.
     n.setMethod(s.getMethod());
     n.setSparsity(s.getSparsity());
@@ -163,9 +165,6 @@ public final class SearchSpecs {
       }
     } else {
       space = step.getSpace();
-      if (space.isEmpty()) {
-        errors.add(new ApiProblem.FieldError(at + ".space", "at least one recipe is required"));
-      }
       for (int r = 0; r < space.size(); r++) {
         String prefix = at + ".space[" + r + "]";
         List<JobStep> recipe = space.get(r);

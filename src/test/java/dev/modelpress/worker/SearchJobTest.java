@@ -126,6 +126,14 @@ class SearchJobTest {
     // The Pareto front holds the chosen model and only measured trials.
     assertThat(search.get("pareto").size()).isGreaterThanOrEqualTo(1);
     assertThat(job.get("progress").get("item").asInt()).isEqualTo(search.get("trialsDone").asInt());
+
+    // The report page draws the trials table with the chosen candidate marked.
+    var page = api.send(api.request("/v1/jobs/" + job.get("id").asString() + "/report").header("Accept", "text/html"));
+    assertThat(page.status()).isEqualTo(200);
+    assertThat(page.body()).contains("id=\"search-trials\"");
+    assertThat(page.body().split("<tr class=\"best\">", -1)).hasSize(2);
+    assertThat(page.body().split("<tr", -1).length - 1).as("header + one row per trial")
+        .isGreaterThanOrEqualTo(1 + search.get("trials").size());
   }
 
   @Test
@@ -204,6 +212,35 @@ class SearchJobTest {
     assertThat(search.get("trialsDone").asInt()).isLessThan(40);
     assertThat(drop).isLessThanOrEqualTo(1.0 + 1e-9);
     assertThat(Files.size(best)).isLessThan(Files.size(modelFile) / 3);
+  }
+
+  @Test
+  void withoutASpaceTheDefaultRecipesThatFitTheModelAreStoredAndSearched() throws Exception {
+    String model = upload();
+    Api.Response submitted = api.postJson("/v1/jobs", """
+        {"modelId":"%s","evaluationDatasetId":"%s","evaluationSamples":500,
+         "steps":[{"type":"search","objective":"latency","constraint":{"metric":"top1Agreement","min":0.97},
+                   "budget":{"trials":4,"seconds":60}}]}""".formatted(model, dataset(dataFile)));
+    assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
+    JsonNode space = submitted.json().get("steps").get(0).get("space");
+    System.out.println("default space for the MLP: " + space.size() + " recipes");
+    assertThat(space.size()).isEqualTo(dev.modelpress.job.SearchSpecs.defaultSpace().size());
+    JsonNode job = api.awaitJob(submitted.json().get("id").asString(), TIMEOUT);
+    assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
+    JsonNode search = report(job).get("search");
+    printTrials(search);
+    assertThat(search.get("trialsDone").asInt()).isEqualTo(4);
+    assertThat(search.get("stoppedBy").asString()).isEqualTo("trials");
+    assertThat(search.get("feasible").asBoolean()).isTrue();
+    assertThat(search.get("best").get("metric").asDouble()).isGreaterThanOrEqualTo(0.97);
+    // The chosen one is the fastest feasible trial.
+    double fastest = Double.MAX_VALUE;
+    for (JsonNode t : search.get("trials")) {
+      if (t.get("feasible").asBoolean()) {
+        fastest = Math.min(fastest, t.get("latencyP50Millis").asDouble());
+      }
+    }
+    assertThat(search.get("best").get("latencyP50Millis").asDouble()).isEqualTo(fastest);
   }
 
   @Test
