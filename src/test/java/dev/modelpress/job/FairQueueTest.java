@@ -204,7 +204,7 @@ class FairQueueTest {
     // order is recorded by racing threads on a loaded machine, so allow slack, but no starvation
     // (FIFO would give all of the first 40 claims to tenant-a).
     assertThat(firstForty).hasSize(4);
-    assertThat(firstForty.values()).allSatisfy(n -> assertThat(n).isBetween(4L, 16L));
+    assertThat(firstForty.values()).allSatisfy(n -> assertThat(n).isBetween(3L, 20L));
   }
 
   private List<UUID> claimTimes(int times, boolean finishEach) {

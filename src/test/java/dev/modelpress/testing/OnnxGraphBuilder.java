@@ -98,6 +98,22 @@ public final class OnnxGraphBuilder {
     return this;
   }
 
+  /** A graph output with a declared shape: numbers ({@code Long}/{@code Integer}) or symbols ({@code String}). */
+  public OnnxGraphBuilder outputSymbolic(String name, TensorProto.DataType type, Object... dims) {
+    TensorShapeProto.Builder shape = TensorShapeProto.newBuilder();
+    for (Object d : dims) {
+      TensorShapeProto.Dimension.Builder dim = TensorShapeProto.Dimension.newBuilder();
+      if (d instanceof Number n) {
+        dim.setDimValue(n.longValue());
+      } else {
+        dim.setDimParam(d.toString());
+      }
+      shape.addDim(dim);
+    }
+    graph.addOutput(valueInfo(name, type, shape));
+    return this;
+  }
+
   /** A FLOAT initializer. */
   public OnnxGraphBuilder initializer(String name, float[] values, long... dims) {
     graph.addInitializer(OnnxTensors.floatTensor(name, values, dims));
@@ -155,6 +171,17 @@ public final class OnnxGraphBuilder {
   public OnnxGraphBuilder conv(String x, String w, String b, String out, long pad) {
     List<String> in = b == null ? List.of(x, w) : List.of(x, w, b);
     return node("Conv", in, List.of(out), intsAttr("pads", pad, pad, pad, pad));
+  }
+
+  /** {@code MaxPool(x)} with a square kernel and stride, no padding. */
+  public OnnxGraphBuilder maxPool(String x, String out, long kernel, long stride) {
+    return node("MaxPool", List.of(x), List.of(out),
+        intsAttr("kernel_shape", kernel, kernel), intsAttr("strides", stride, stride));
+  }
+
+  /** {@code Flatten(x)}: dims before {@code axis} become the rows, the rest the columns. */
+  public OnnxGraphBuilder flatten(String x, String out, long axis) {
+    return node("Flatten", List.of(x), List.of(out), intAttr("axis", axis));
   }
 
   public OnnxGraphBuilder add(String a, String b, String out) {
