@@ -35,6 +35,16 @@ public final class OnnxPipeline {
    * @throws CompressionCancelledException if {@code progress} cancels
    */
   public static PipelineResult run(ModelProto model, List<StepSpec> steps, Progress progress) {
+    return run(model, steps, null, progress);
+  }
+
+  /**
+   * Runs the steps with calibration data and a scratch directory for the steps that run the model
+   * ({@link CalibratedQuantizeSpec}); {@code context} may be {@code null} when no step needs it.
+   *
+   * @throws CompressionException also when a data-aware step has no calibration data
+   */
+  public static PipelineResult run(ModelProto model, List<StepSpec> steps, PipelineContext context, Progress progress) {
     ModelProto current = model;
     List<StepReport> reports = new ArrayList<>();
     for (int i = 0; i < steps.size(); i++) {
@@ -72,6 +82,12 @@ public final class OnnxPipeline {
           List<TensorReport> tensors = new ArrayList<>();
           current = quantize(current, selected, q, run, tensors);
           yield new StepReport(i, step.type(), quantizeSummary(q, tensors), tensors);
+        }
+        case CalibratedQuantizeSpec c -> {
+          CalibratedQuantization.Outcome o = CalibratedQuantization.apply(current, selected, c, context,
+              (item, items, message) -> run.at(item, items, message));
+          current = o.model();
+          yield new StepReport(i, step.type(), o.summary(), o.tensors(), o.report());
         }
       };
       reports.add(report);

@@ -16,8 +16,18 @@ public final class SpecValidator {
 
   private SpecValidator() {}
 
-  /** Every problem found; empty when the steps can run on the model. */
+  /** Every problem found, for a job without calibration data; empty when the steps can run on the model. */
   public static List<Violation> validate(List<StepSpec> steps, ModelSummary model) {
+    return validate(steps, model, false);
+  }
+
+  /**
+   * Every problem found; empty when the steps can run on the model.
+   *
+   * @param hasCalibration whether the job names a calibration dataset (checked separately against
+   *     the model inputs); data-aware steps without one are a violation of {@code calibrationDatasetId}
+   */
+  public static List<Violation> validate(List<StepSpec> steps, ModelSummary model, boolean hasCalibration) {
     List<Violation> violations = new ArrayList<>();
     if (steps == null || steps.isEmpty()) {
       violations.add(new Violation("steps", "at least one step is required"));
@@ -44,8 +54,9 @@ public final class SpecValidator {
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
+        case CalibratedQuantizeSpec c -> validateCalibrated(c, at, model, hasCalibration, violations);
       }
-      quantized |= step instanceof QuantizeSpec;
+      quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec;
       shared |= step instanceof ShareSpec;
       validateSelection(step, at, model.tensors(), violations);
     }
@@ -169,6 +180,55 @@ public final class SpecValidator {
     }
   }
 
+  // ---- data-aware quantization (static activations, GPTQ, sensitivity, mixed precision) ----
+
+  private static void validateCalibrated(CalibratedQuantizeSpec c, String at, ModelSummary model, boolean hasCalibration,
+      List<Violation> out) {
+    if (!hasCalibration) {
+      out.add(new Violation("calibrationDatasetId", at + " (" + CalibratedQuantization.describe(c)
+          + ") runs the model on calibration data: upload an .npz named after the model inputs and give its id"));
+    }
+    int bits = c.weights().bits();
+    CalibratedQuantizeSpec.Activations a = c.activations();
+    if (a != null) {
+      if (bits != 8) {
+        out.add(new Violation(at + ".weights.bits", "static quantization uses 8-bit weights (got " + bits + ")"));
+      }
+      if (c.method() == CalibratedQuantizeSpec.Method.GPTQ) {
+        out.add(new Violation(at + ".method", "gptq with static activations is not supported; use one or the other"));
+      }
+      if (c.target() != null) {
+        out.add(new Violation(at + ".target", "mixed precision applies to weight-only quantization, not with activations"));
+      }
+      if (a.calibrator() == CalibratedQuantizeSpec.Calibrator.PERCENTILE && !(a.percentile() > 0 && a.percentile() <= 100)) {
+        out.add(new Violation(at + ".activations.percentile", "must be above 0 and at most 100 (got " + a.percentile() + ")"));
+      }
+      Long opset = model.opsets().get("");
+      if (opset != null && opset < 10) {
+        out.add(new Violation(at + ".activations", "static quantization needs ai.onnx opset 10 or later "
+            + "(QuantizeLinear); the model imports opset " + opset));
+      }
+    } else if (bits < 2 || bits > 8) {
+      out.add(new Violation(at + ".weights.bits", "must be between 2 and 8 for " + CalibratedQuantization.describe(c)
+          + " (got " + bits + ")"));
+    }
+    CalibratedQuantizeSpec.FidelityTarget t = c.target();
+    if (t != null) {
+      if (t.metric() == CalibratedQuantizeSpec.Metric.COSINE && !(t.threshold() > -1 && t.threshold() <= 1)) {
+        out.add(new Violation(at + ".target.min", "a cosine target must be in (-1, 1] (got " + t.threshold() + ")"));
+      }
+      if (t.metric() == CalibratedQuantizeSpec.Metric.MSE && !(t.threshold() >= 0 && Double.isFinite(t.threshold()))) {
+        out.add(new Violation(at + ".target.max", "an mse target must be a finite number at least 0 (got " + t.threshold() + ")"));
+      }
+      if (t.higherBits() != 8 && t.higherBits() != 32) {
+        out.add(new Violation(at + ".target.higherBits", "must be 8 (int8) or 32 (float), not " + t.higherBits()));
+      } else if (t.higherBits() <= bits) {
+        out.add(new Violation(at + ".target.higherBits", "must be above weights.bits (" + bits + ") to keep tensors "
+            + "at a higher precision"));
+      }
+    }
+  }
+
   private static void validateSelection(StepSpec step, String at, List<TensorInfo> tensors, List<Violation> out) {
     boolean patternsValid = checkPatterns(step.include(), at + ".include", tensors, out)
         & checkPatterns(step.exclude(), at + ".exclude", tensors, out);
@@ -195,7 +255,9 @@ public final class SpecValidator {
       if (step instanceof PruneSpec p && p.method().equals(PruneSpec.NM)) {
         checkNmGroups(p, t, selectionField, out);
       }
-      if (step instanceof QuantizeSpec q && q.granularity() == QuantizeSpec.Granularity.CHANNEL && t.shape().isEmpty()) {
+      QuantizeSpec q = step instanceof QuantizeSpec plain ? plain
+          : step instanceof CalibratedQuantizeSpec c ? c.weights() : null;
+      if (q != null && q.granularity() == QuantizeSpec.Granularity.CHANNEL && t.shape().isEmpty()) {
         out.add(new Violation(at + ".granularity", "tensor '" + t.name()
             + "' is a scalar and has no channel axis; use granularity tensor or exclude it"));
       }

@@ -161,6 +161,7 @@ public final class TensorSelector {
       case PruneSpec p -> t.dtype().equals("FLOAT") || t.dtype().equals("FLOAT16");
       case QuantizeSpec q -> t.dtype().equals("FLOAT");
       case ShareSpec s -> t.dtype().equals("FLOAT");
+      case CalibratedQuantizeSpec c -> t.dtype().equals("FLOAT");
     };
     if (supported) {
       return null;

@@ -93,28 +93,19 @@ public class JobService {
       steps = List.of(SearchSpecs.resolve(steps.getFirst(), summary, request.getEvaluationDatasetId() != null, labels));
     } else
     // ---- w3-search (end) ----
-    SpecValidator.validate(specs, summary).forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
-    if (request.getCalibrationDatasetId() != null) {
-      throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED,
-          "calibrationDatasetId: calibration-based methods (static quantization, GPTQ, Wanda) are not built yet");
-    }
-    if (request.getEvaluationDatasetId() != null) {
-      DatasetEntity data = findReferenced(() -> datasets.get(request.getEvaluationDatasetId()),
-          "evaluationDatasetId", "dataset", request.getEvaluationDatasetId());
-      List<DatasetArrayInfo> arrays = datasets.arrays(data).stream()
-          .map(a -> new DatasetArrayInfo(a.name(), DType.valueOf(a.dtype().toUpperCase(java.util.Locale.ROOT)), a.shape()))
-          .toList();
-      InputCompatibility.check(summary.inputs(), arrays)
-          .forEach(m -> errors.add(new ApiProblem.FieldError("evaluationDatasetId", m)));
-    }
+    SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
+        .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
+    checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);
+    checkDataset(request.getEvaluationDatasetId(), "evaluationDatasetId", summary, errors);
     callbackUrls.validate(request.getCallbackUrl())
         .ifPresent(m -> errors.add(new ApiProblem.FieldError("callbackUrl", m)));
     if (!errors.isEmpty()) {
       throw JobSpecs.validation(errors);
     }
     String spec = json.writeValueAsString(new StoredSpec(steps, request.getEvaluationSamples() == null
-        ? 256 : request.getEvaluationSamples()));
-    JobEntity job = new JobEntity(UUID.randomUUID(), owner, model.getId(), null, request.getEvaluationDatasetId(),
+        ? 256 : request.getEvaluationSamples(), request.getCalibrationSamples()));
+    JobEntity job = new JobEntity(UUID.randomUUID(), owner, model.getId(), request.getCalibrationDatasetId(),
+        request.getEvaluationDatasetId(),
         spec, idempotencyKey, requestHash, props.maxAttempts(), clock.instant());
     job.setCallbackUrl(request.getCallbackUrl());
     job.setPriority(request.getPriority() == null ? 0 : request.getPriority());
@@ -136,8 +127,24 @@ public class JobService {
     }
   }
 
-  /** What a job runs, as stored in its {@code spec} column. */
-  public record StoredSpec(List<JobStep> steps, int evaluationSamples) {}
+  /**
+   * What a job runs, as stored in its {@code spec} column.
+   *
+   * @param calibrationSamples samples of the calibration dataset to use at most; {@code null} = default
+   */
+  public record StoredSpec(List<JobStep> steps, int evaluationSamples, Integer calibrationSamples) {}
+
+  /** Checks that a referenced dataset exists and fits the model's inputs, as errors of {@code field}. */
+  private void checkDataset(UUID id, String field, ModelSummary summary, List<ApiProblem.FieldError> errors) {
+    if (id == null) {
+      return;
+    }
+    DatasetEntity data = findReferenced(() -> datasets.get(id), field, "dataset", id);
+    List<DatasetArrayInfo> arrays = datasets.arrays(data).stream()
+        .map(a -> new DatasetArrayInfo(a.name(), DType.valueOf(a.dtype().toUpperCase(java.util.Locale.ROOT)), a.shape()))
+        .toList();
+    InputCompatibility.check(summary.inputs(), arrays).forEach(m -> errors.add(new ApiProblem.FieldError(field, m)));
+  }
 
   public StoredSpec spec(JobEntity job) {
     return json.readValue(job.getSpec(), StoredSpec.class);

@@ -43,7 +43,7 @@ public final class JobSpecs {
         n.setIterations(s.getIterations());
         boolean structured = PruneSpec.STRUCTURED.equals(n.getMethod());
         n.setCriterion(s.getCriterion() == null && structured ? "l1" : lower(s.getCriterion()));
-        n.setTarget(s.getTarget() == null && structured ? "channels" : lower(s.getTarget()));
+        n.setUnit(s.getUnit() == null && structured ? "channels" : lower(s.getUnit()));
         // ---- w2-prune (end) ----
       } else if ("share".equals(n.getType())) {
         n.setClusters(s.getClusters() == null ? 32 : s.getClusters());
@@ -56,7 +56,7 @@ public final class JobSpecs {
         n.setN(s.getN());
         n.setM(s.getM());
         n.setCriterion(s.getCriterion());
-        n.setTarget(s.getTarget());
+        n.setUnit(s.getUnit());
       } else if (SearchSpecs.TYPE.equals(n.getType())) { // w3-search
         SearchSpecs.normalizeInto(s, n);
       } else if ("quantize".equals(n.getType())) {
@@ -78,6 +78,7 @@ public final class JobSpecs {
         n.setWeights(s.getWeights());
         copyPruneFields(s, n);
       }
+      CalibratedSteps.normalize(s, n);
       out.add(n);
     }
     return out;
@@ -108,6 +109,7 @@ public final class JobSpecs {
       switch (type) {
         case "prune" -> {
           forbid(errors, at + ".weights", s.getWeights(), "prune");
+          CalibratedSteps.forbid(s, at, "prune", errors);
           // ---- w2-prune (begin) ----
           forbid(errors, at + ".clusters", s.getClusters(), "prune");
           forbid(errors, at + ".iterations", s.getIterations(), "prune");
@@ -124,7 +126,7 @@ public final class JobSpecs {
           forbid(errors, at + ".n", s.getN(), "magnitude prune");
           forbid(errors, at + ".m", s.getM(), "magnitude prune");
           forbid(errors, at + ".criterion", s.getCriterion(), "magnitude prune");
-          forbid(errors, at + ".target", s.getTarget(), "magnitude prune");
+          forbid(errors, at + ".unit", s.getUnit(), "magnitude prune");
           // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
@@ -145,7 +147,12 @@ public final class JobSpecs {
               list(s.getExclude())));
         }
         case "quantize" -> {
-          forbid(errors, at + ".method", s.getMethod(), "quantize");
+          if (CalibratedSteps.isDataAware(s)) {
+            specs.add(CalibratedSteps.toSpec(s, at, list(s.getInclude()), list(s.getExclude()), errors));
+            continue;
+          }
+          // Plain weight-only quantization is round-to-nearest; other methods are data-aware.
+          forbid(errors, at + ".method", "rtn".equals(s.getMethod()) ? null : s.getMethod(), "quantize");
           forbid(errors, at + ".sparsity", s.getSparsity(), "quantize");
           forbid(errors, at + ".threshold", s.getThreshold(), "quantize");
           forbid(errors, at + ".scope", s.getScope(), "quantize");
@@ -178,7 +185,7 @@ public final class JobSpecs {
           forbid(errors, at + ".n", s.getN(), "share");
           forbid(errors, at + ".m", s.getM(), "share");
           forbid(errors, at + ".criterion", s.getCriterion(), "share");
-          forbid(errors, at + ".target", s.getTarget(), "share");
+          forbid(errors, at + ".unit", s.getUnit(), "share");
           specs.add(new ShareSpec(s.getClusters(), s.getIterations(), list(s.getInclude()), list(s.getExclude())));
         }
         // ---- w2-prune (end) ----
@@ -212,7 +219,7 @@ public final class JobSpecs {
     to.setN(from.getN());
     to.setM(from.getM());
     to.setCriterion(from.getCriterion());
-    to.setTarget(from.getTarget());
+    to.setUnit(from.getUnit());
     to.setClusters(from.getClusters());
     to.setIterations(from.getIterations());
   }
@@ -221,7 +228,7 @@ public final class JobSpecs {
     forbid(errors, at + ".n", s.getN(), type);
     forbid(errors, at + ".m", s.getM(), type);
     forbid(errors, at + ".criterion", s.getCriterion(), type);
-    forbid(errors, at + ".target", s.getTarget(), type);
+    forbid(errors, at + ".unit", s.getUnit(), type);
     forbid(errors, at + ".clusters", s.getClusters(), type);
     forbid(errors, at + ".iterations", s.getIterations(), type);
   }
@@ -235,7 +242,7 @@ public final class JobSpecs {
     }
     if (PruneSpec.NM.equals(s.getMethod())) {
       forbid(errors, at + ".criterion", s.getCriterion(), kind);
-      forbid(errors, at + ".target", s.getTarget(), kind);
+      forbid(errors, at + ".unit", s.getUnit(), kind);
       if (scope == PruneSpec.Scope.GLOBAL) {
         errors.add(new ApiProblem.FieldError(at + ".scope", "nm pruning applies to every group alike; use layer"));
       }
@@ -253,7 +260,7 @@ public final class JobSpecs {
         yield PruneSpec.Criterion.L1;
       }
     };
-    PruneSpec.Target target = switch (s.getTarget()) {
+    PruneSpec.Target target = switch (s.getUnit()) {
       case "channels" -> PruneSpec.Target.CHANNELS;
       case "filters" -> PruneSpec.Target.FILTERS;
       case "neurons" -> PruneSpec.Target.NEURONS;
@@ -262,8 +269,8 @@ public final class JobSpecs {
         yield PruneSpec.Target.CHANNELS;
       }
       default -> {
-        errors.add(new ApiProblem.FieldError(at + ".target",
-            "must be channels, filters or neurons, not '" + s.getTarget() + "'"));
+        errors.add(new ApiProblem.FieldError(at + ".unit",
+            "must be channels, filters or neurons, not '" + s.getUnit() + "'"));
         yield PruneSpec.Target.CHANNELS;
       }
     };

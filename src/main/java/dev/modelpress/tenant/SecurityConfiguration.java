@@ -43,6 +43,8 @@ class SecurityConfiguration {
         .exceptionHandling(e -> e.authenticationEntryPoint(entryPoint).accessDeniedHandler(entryPoint))
         .authorizeHttpRequests(a -> a
             .requestMatchers("/v1/tenants", "/v1/tenants/**", "/v1/keys/**").hasRole("ADMIN")
+            // The orphan sweep reads and may delete every tenant's objects.
+            .requestMatchers("/actuator/orphans", "/actuator/orphans/**").hasRole("ADMIN")
             .requestMatchers("/v1/**").authenticated()
             .requestMatchers("/actuator/health", "/actuator/health/**", "/actuator/info", "/openapi.yaml",
                 "/swagger-ui.html", "/swagger-ui/**", "/v3/api-docs/**", "/error").permitAll()

@@ -5,6 +5,7 @@ import dev.modelpress.api.dto.ReportSummary;
 import dev.modelpress.compression.CompressionCancelledException;
 import dev.modelpress.compression.CompressionException;
 import dev.modelpress.compression.OnnxPipeline;
+import dev.modelpress.compression.PipelineContext;
 import dev.modelpress.compression.PipelineResult;
 import dev.modelpress.compression.StepSpec;
 import dev.modelpress.compression.TensorReport;
@@ -158,6 +159,9 @@ class JobRunner {
     DatasetEntity evaluation = job.getEvaluationDatasetId() == null ? null
         : datasets.find(job.getEvaluationDatasetId(), job.getOwner()).orElseThrow(() ->
             new MissingInput("dataset " + job.getEvaluationDatasetId() + " was deleted before the job ran"));
+    DatasetEntity calibration = job.getCalibrationDatasetId() == null ? null
+        : datasets.find(job.getCalibrationDatasetId(), job.getOwner()).orElseThrow(() ->
+            new MissingInput("dataset " + job.getCalibrationDatasetId() + " was deleted before the job ran"));
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
     Path originalFile = models.localCopy(model, work);
@@ -171,9 +175,12 @@ class JobRunner {
       return executeSearch(job, exec, work, storedKeys, spec, model, evaluation, originalFile, original);
     }
     // ---- w3-search (end) ----
-    PipelineResult result = OnnxPipeline.run(original, steps, (step, total, type, item, items, message) -> {
+    PipelineContext context = new PipelineContext(calibration == null ? null : datasets.load(calibration, work), work,
+        spec.calibrationSamples() == null ? PipelineContext.DEFAULT_MAX_CALIBRATION_SAMPLES : spec.calibrationSamples(),
+        8, props.evaluationThreads());
+    PipelineResult result = OnnxPipeline.run(original, steps, context, (step, total, type, item, items, message) -> {
       exec.step(step, type);
-      // The pipeline counts steps from 0; JobProgress.step is 1-based.
+      // The pipeline counts steps from 0; progress reports them from 1.
       exec.progress(progress(step + 1, phases, type, item, items, message));
       exec.checkpoint();
     });

@@ -77,7 +77,7 @@ class PruningJobsTest {
         {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"criterion":"l2"}]}"""
         .formatted(modelId));
     assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
-    assertThat(job.get("steps").get(0).get("target").asString()).isEqualTo("channels");
+    assertThat(job.get("steps").get(0).get("unit").asString()).isEqualTo("channels");
     Path model = tmp.resolve("pruned.onnx");
     api.download(artifact(job, "model.onnx").get("href").asString(), model);
     ModelProto pruned = OnnxModels.read(model);
@@ -199,7 +199,7 @@ class PruningJobsTest {
     assertThat(field(afterShare)).isEqualTo("steps[1]");
 
     Api.Response heads = api.postJson("/v1/jobs", """
-        {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"target":"heads"}]}"""
+        {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"unit":"heads"}]}"""
         .formatted(modelId));
     assertThat(heads.status()).isEqualTo(501);
 

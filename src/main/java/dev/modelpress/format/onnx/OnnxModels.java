@@ -41,9 +41,12 @@ import java.util.Set;
  * <p>Reading memory-maps the file and parses with aliasing, so tensor {@code raw_data} stays a
  * view of the mapping rather than a heap copy: heap use is the graph structure, not the weights.
  * Every tensor is then checked against its declared dims, so later code can trust sizes.
- * Nesting depth (subgraphs inside {@code If}/{@code Loop} attributes) is bounded by protobuf's
- * recursion limit of 100 message levels, which the parser enforces; the validation walk recurses
- * only as deep as the parsed message, so it is bounded by the same limit.
+ *
+ * <p>Hostile graphs are bounded by {@link Limits}: the nesting depth of subgraphs (inside
+ * {@code If}/{@code Loop}/{@code Scan} attributes) and the total number of nodes, counted over
+ * every subgraph and function, so a small file cannot make later passes walk millions of nodes.
+ * Protobuf's own recursion limit (100 message levels) stops the parser itself from recursing
+ * deeper than that.
  */
 public final class OnnxModels {
 
@@ -53,14 +56,41 @@ public final class OnnxModels {
   private OnnxModels() {}
 
   /**
+   * Bounds on the graph structure a reader accepts.
+   *
+   * @param maxGraphDepth how deeply subgraphs may nest; the main graph is depth 1
+   * @param maxNodes the most nodes in the main graph, all subgraphs and all functions together
+   */
+  public record Limits(int maxGraphDepth, int maxNodes) {
+
+    /**
+     * Far above published models (MiniLM has about 300 nodes, large LLM exports under 100,000;
+     * control flow rarely nests past 3 levels).
+     */
+    public static final Limits DEFAULT = new Limits(16, 1_000_000);
+
+    public Limits {
+      if (maxGraphDepth < 1 || maxNodes < 1) {
+        throw new IllegalArgumentException("limits must be positive: " + maxGraphDepth + ", " + maxNodes);
+      }
+    }
+  }
+
+  /** {@link #read(Path, Limits)} with {@link Limits#DEFAULT}. */
+  public static ModelProto read(Path file) throws FormatException {
+    return read(file, Limits.DEFAULT);
+  }
+
+  /**
    * Memory-maps and parses an ONNX file, then validates it.
    *
-   * @throws FormatException if the file is empty, too large, not protobuf, not an ONNX model, or
-   *     holds a tensor whose data does not match its dims or type, or stored externally
+   * @throws FormatException if the file is empty, too large, not protobuf, not an ONNX model,
+   *     nests subgraphs or holds nodes beyond {@code limits}, or holds a tensor whose data does
+   *     not match its dims or type, or stored externally
    */
-  public static ModelProto read(Path file) throws FormatException {
+  public static ModelProto read(Path file, Limits limits) throws FormatException {
     ModelProto model = parse(file);
-    validate(model);
+    validate(model, limits, false);
     return model;
   }
 
@@ -103,7 +133,7 @@ public final class OnnxModels {
 
   /** Checks that a parsed message is an ONNX model whose tensors are all readable. */
   static void validate(ModelProto model) throws FormatException {
-    validate(model, false);
+    validate(model, Limits.DEFAULT, false);
   }
 
   /**
@@ -111,6 +141,34 @@ public final class OnnxModels {
    * entries are checked against the files by {@link OnnxExternalData}).
    */
   static void validate(ModelProto model, boolean allowExternal) throws FormatException {
+    validate(model, Limits.DEFAULT, allowExternal);
+  }
+
+  /** Counts nodes across the walk, so the bound covers subgraphs and functions together. */
+  private static final class Walk {
+    final Limits limits;
+    final boolean ext;
+    long nodes;
+
+    Walk(Limits limits, boolean ext) {
+      this.limits = limits;
+      this.ext = ext;
+    }
+
+    void count(int n, String where) throws FormatException {
+      nodes += n;
+      if (nodes > limits.maxNodes()) {
+        throw new FormatException(
+            "the model holds more than " + limits.maxNodes() + " nodes (limit reached in " + where + ")");
+      }
+    }
+  }
+
+  /**
+   * Checks that a parsed message is an ONNX model within {@code limits} whose tensors are all
+   * readable; with {@code allowExternal}, tensors in external files pass (see {@link OnnxExternalData}).
+   */
+  static void validate(ModelProto model, Limits limits, boolean allowExternal) throws FormatException {
     if (model.getIrVersion() <= 0) {
       throw new FormatException("not an ONNX model: ir_version is missing or not positive");
     }
@@ -123,45 +181,54 @@ public final class OnnxModels {
     if (model.getGraph().getNodeCount() == 0) {
       throw new FormatException("not an ONNX model: the graph has no nodes");
     }
-    validateGraph(model.getGraph(), allowExternal);
+    Walk walk = new Walk(limits, allowExternal);
+    validateGraph(model.getGraph(), walk, 1, "the main graph");
     for (FunctionProto f : model.getFunctionsList()) {
+      walk.count(f.getNodeCount(), "function '" + f.getName() + "'");
       for (NodeProto n : f.getNodeList()) {
-        validateNode(n, allowExternal);
+        validateNode(n, walk, 1);
       }
     }
   }
 
-  private static void validateGraph(GraphProto g, boolean ext) throws FormatException {
+  private static void validateGraph(GraphProto g, Walk walk, int depth, String where)
+      throws FormatException {
+    if (depth > walk.limits.maxGraphDepth()) {
+      throw new FormatException(
+          where + " nests subgraphs " + depth + " levels deep, more than the limit of "
+              + walk.limits.maxGraphDepth());
+    }
+    walk.count(g.getNodeCount(), where);
     for (TensorProto t : g.getInitializerList()) {
-      validateTensor(t, "initializer '" + t.getName() + "'", ext);
+      validateTensor(t, "initializer '" + t.getName() + "'", walk.ext);
     }
     for (SparseTensorProto s : g.getSparseInitializerList()) {
-      validateTensor(s.getValues(), "sparse initializer '" + s.getValues().getName() + "' values", ext);
-      validateTensor(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "' indices", ext);
+      validateTensor(s.getValues(), "sparse initializer '" + s.getValues().getName() + "' values", walk.ext);
+      validateTensor(s.getIndices(), "sparse initializer '" + s.getValues().getName() + "' indices", walk.ext);
     }
     for (NodeProto n : g.getNodeList()) {
-      validateNode(n, ext);
+      validateNode(n, walk, depth);
     }
   }
 
-  private static void validateNode(NodeProto n, boolean ext) throws FormatException {
+  private static void validateNode(NodeProto n, Walk walk, int depth) throws FormatException {
     for (AttributeProto a : n.getAttributeList()) {
       String where = "attribute '" + a.getName() + "' of node '" + nodeLabel(n) + "'";
       if (a.hasT()) {
-        validateTensor(a.getT(), where, ext);
+        validateTensor(a.getT(), where, walk.ext);
       }
       for (TensorProto t : a.getTensorsList()) {
-        validateTensor(t, where, ext);
+        validateTensor(t, where, walk.ext);
       }
       if (a.hasSparseTensor()) {
-        validateTensor(a.getSparseTensor().getValues(), where + " values", ext);
-        validateTensor(a.getSparseTensor().getIndices(), where + " indices", ext);
+        validateTensor(a.getSparseTensor().getValues(), where + " values", walk.ext);
+        validateTensor(a.getSparseTensor().getIndices(), where + " indices", walk.ext);
       }
       if (a.hasG()) {
-        validateGraph(a.getG(), ext);
+        validateGraph(a.getG(), walk, depth + 1, "subgraph " + where);
       }
       for (GraphProto g : a.getGraphsList()) {
-        validateGraph(g, ext);
+        validateGraph(g, walk, depth + 1, "subgraph " + where);
       }
     }
   }

@@ -217,6 +217,17 @@ class NpzReaderTest {
     assertRejected(p, "array 'images'", "big-endian");
   }
 
+  @Test
+  void rejectsAnArchiveWhoseCentralDirectoryPointsPastTheEndAsDamaged() throws Exception {
+    // Found by NpzReaderFuzzTest: ZipFile threw a bare EOFException (an I/O error, so a 500).
+    Path p = dir.resolve("crash.npz");
+    try (var in = NpzReaderTest.class.getResourceAsStream("NpzReaderFuzzTestInputs/"
+        + "readsAndSummarizesOrRejectsWithFormatException/crash-79c20f8f-central-directory-past-end")) {
+      Files.copy(in, p);
+    }
+    assertRejected(p, "not a valid npz file: it cannot be read as a zip archive");
+  }
+
   private void assertRejected(Path p, String... fragments) {
     assertThatThrownBy(() -> NpzReader.read(p, MB))
         .isInstanceOf(FormatException.class)
