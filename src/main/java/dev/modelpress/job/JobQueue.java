@@ -201,14 +201,31 @@ public class JobQueue {
 
   /** Marks the job done and records its artifacts, if this worker still holds the lease. */
   public boolean succeed(Claim claim, String reportSummaryJson, String progressJson, List<NewArtifact> artifacts) {
+    return complete(claim, "SUCCEEDED", reportSummaryJson, progressJson, artifacts);
+  }
+
+  // ---- w3-search (begin) ----
+  /**
+   * Marks the job cancelled but keeps what it produced before the cancel (a search's best model
+   * and partial report), fenced on the lease exactly like {@link #succeed}.
+   */
+  public boolean cancelledWithArtifacts(Claim claim, String reportSummaryJson, String progressJson,
+      List<NewArtifact> artifacts) {
+    return complete(claim, "CANCELLED", reportSummaryJson, progressJson, artifacts);
+  }
+  // ---- w3-search (end) ----
+
+  private boolean complete(Claim claim, String state, String reportSummaryJson, String progressJson,
+      List<NewArtifact> artifacts) {
     Instant now = clock.instant();
     Boolean done = tx.execute(status -> {
       int updated = jdbc.sql("""
               update jobs
-                 set state = 'SUCCEEDED', report_summary = cast(:report as jsonb),
+                 set state = :state, report_summary = cast(:report as jsonb),
                      progress = coalesce(cast(:progress as jsonb), progress),
                      finished_at = :now, updated_at = :now, lease_owner = null, lease_expires_at = null
                where id = :id and lease_owner = :worker and state = 'RUNNING'""")
+          .param("state", state)
           .param("report", reportSummaryJson)
           .param("progress", progressJson)
           .param("now", ts(now))

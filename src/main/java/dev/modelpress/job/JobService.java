@@ -82,6 +82,17 @@ public class JobService {
     }
     ModelSummary summary = models.fullSummary(model);
     List<ApiProblem.FieldError> errors = new ArrayList<>();
+    // ---- w3-search (begin): a search validates each recipe and stores its resolved space ----
+    if (steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType())) {
+      boolean labels = false;
+      if (request.getEvaluationDatasetId() != null) {
+        DatasetEntity data = findReferenced(() -> datasets.get(request.getEvaluationDatasetId()),
+            "evaluationDatasetId", "dataset", request.getEvaluationDatasetId());
+        labels = datasets.arrays(data).stream().anyMatch(a -> InputCompatibility.LABELS.equals(a.name()));
+      }
+      steps = List.of(SearchSpecs.resolve(steps.getFirst(), summary, request.getEvaluationDatasetId() != null, labels));
+    } else
+    // ---- w3-search (end) ----
     SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
         .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
     checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);

@@ -22,7 +22,7 @@ public final class JobSpecs {
   private JobSpecs() {}
 
   /** The steps with defaults made explicit, as stored and echoed back by the API. */
-  static List<JobStep> normalize(List<JobStep> steps) {
+  public static List<JobStep> normalize(List<JobStep> steps) {
     List<JobStep> out = new ArrayList<>();
     for (JobStep s : steps) {
       JobStep n = new JobStep(lower(s.getType()));
@@ -55,6 +55,8 @@ public final class JobSpecs {
         n.setM(s.getM());
         n.setCriterion(s.getCriterion());
         n.setUnit(s.getUnit());
+      } else if (SearchSpecs.TYPE.equals(n.getType())) { // w3-search
+        SearchSpecs.normalizeInto(s, n);
       } else if ("quantize".equals(n.getType())) {
         n.setWeights(normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights()));
         n.setMethod(s.getMethod());
@@ -152,12 +154,17 @@ public final class JobSpecs {
    * @throws ApiProblem VALIDATION_FAILED listing every invalid field, or NOT_IMPLEMENTED
    */
   public static List<StepSpec> toSpecs(List<JobStep> steps) {
+    return toSpecs(steps, "steps");
+  }
+
+  /** As {@link #toSpecs(List)}, naming fields under {@code prefix} ({@code steps[0].space[3]}). */
+  public static List<StepSpec> toSpecs(List<JobStep> steps, String prefix) {
     List<ApiProblem.FieldError> errors = new ArrayList<>();
     List<String> notBuilt = new ArrayList<>();
     List<StepSpec> specs = new ArrayList<>();
     for (int i = 0; i < steps.size(); i++) {
       JobStep s = steps.get(i);
-      String at = "steps[" + i + "]";
+      String at = prefix + "[" + i + "]";
       String type = s.getType();
       if (type == null) {
         errors.add(new ApiProblem.FieldError(at + ".type", "required: prune or quantize"));
@@ -230,6 +237,13 @@ public final class JobSpecs {
           specs.add(new ShareSpec(s.getClusters(), s.getIterations(), list(s.getInclude()), list(s.getExclude())));
         }
         // ---- w2-prune (end) ----
+        // ---- w3-search (begin): a search holds recipes, not a step; SearchSpecs checks it ----
+        case SearchSpecs.TYPE -> {
+          if (steps.size() != 1 || !"steps".equals(prefix)) {
+            errors.add(new ApiProblem.FieldError(at + ".type", "a search must be the job's only step"));
+          }
+        }
+        // ---- w3-search (end) ----
         case "distill" -> notBuilt.add(at + ".type: knowledge distillation is not built yet");
         default -> errors.add(new ApiProblem.FieldError(at + ".type",
             "unknown step type '" + type + "'; supported: prune, quantize, share (distill is planned)"));

@@ -25,7 +25,7 @@ final class ReportPage {
   static final int MAX_CHART_ROWS = 80;
 
   private static final Set<String> KNOWN_TOP = Set.of("job", "attempt", "model", "steps", "summary", "size",
-      "layers", "stepReports", "fidelity", "timings", "provenance");
+      "layers", "stepReports", "fidelity", "timings", "provenance", "search");
   private static final Set<String> KNOWN_STEP = Set.of("index", "type", "summary", "tensors");
 
   private final JsonNode report;
@@ -57,6 +57,7 @@ final class ReportPage {
     out.append("</p></header>");
     warnings();
     summaryCards();
+    search(); // w3-search
     steps();
     size();
     layers();
@@ -69,6 +70,57 @@ final class ReportPage {
         + "</footer></main></body></html>\n");
     return out.toString();
   }
+
+  // ---- w3-search (begin): the trials of a search job, its Pareto front and choice ----
+
+  private void search() {
+    JsonNode s = report.path("search");
+    if (!s.isObject()) {
+      return;
+    }
+    JsonNode c = s.path("constraint");
+    String bound = c.has("max") ? "\u2264 " + c.path("max").asString() : "\u2265 " + c.path("min").asString();
+    out.append("<section id=\"search\"><h2>Search</h2><p class=\"note\">Objective: minimise <b>")
+        .append(esc(s.path("objective").asString())).append("</b> subject to <b>")
+        .append(esc(c.path("metric").asString())).append(" ").append(esc(bound)).append("</b>; ")
+        .append(s.path("trialsDone").asInt()).append(" of ").append(s.path("trialsPlanned").asInt())
+        .append(" planned trials in ").append(esc(s.path("seconds").asString())).append(" s, stopped by ")
+        .append(esc(s.path("stoppedBy").asString())).append(".</p>");
+    out.append(s.path("feasible").asBoolean(false) ? "<p>" : "<p class=\"warning\"><strong>")
+        .append(esc(s.path("message").asString()))
+        .append(s.path("feasible").asBoolean(false) ? "</p>" : "</strong></p>");
+    java.util.Set<Integer> front = new java.util.HashSet<>();
+    s.path("pareto").forEach(i -> front.add(i.asInt()));
+    JsonNode best = s.path("best");
+    out.append("<table id=\"search-trials\"><thead><tr><th>#</th><th>recipe</th><th>steps</th><th>bytes</th>"
+        + "<th>p50 ms</th><th>").append(esc(c.path("metric").asString()))
+        .append("</th><th>feasible</th><th>Pareto</th></tr></thead><tbody>");
+    int i = 0;
+    for (JsonNode t : s.path("trials")) {
+      boolean chosen = best.isObject() && best.path("recipe").asInt() == t.path("recipe").asInt()
+          && best.path("bytes").asLong() == t.path("bytes").asLong();
+      StringBuilder steps = new StringBuilder();
+      for (JsonNode st : t.path("steps")) {
+        steps.append(steps.isEmpty() ? "" : " \u2192 ").append(st.path("type").asString())
+            .append(st.has("method") ? " " + st.path("method").asString() : "")
+            .append(st.has("sparsity") ? " " + st.path("sparsity").asString() : "")
+            .append(st.path("weights").has("granularity") ? " int" + st.path("weights").path("bits").asInt()
+                + "/" + st.path("weights").path("granularity").asString() : "");
+      }
+      out.append("<tr").append(chosen ? " class=\"best\"" : "").append("><td>").append(i).append(chosen ? " \u2605" : "")
+          .append("</td><td>").append(t.path("recipe").asInt()).append("</td><td>").append(esc(steps.toString()))
+          .append(t.path("error").isString() ? " <em>(" + esc(t.path("error").asString()) + ")</em>" : "")
+          .append("</td><td>").append(t.path("bytes").asLong()).append("</td><td>")
+          .append(t.path("latencyP50Millis").isNumber() ? fmt(t.path("latencyP50Millis").asDouble(), 3) : "\u2013")
+          .append("</td><td>").append(t.path("metric").isNumber() ? fmt(t.path("metric").asDouble(), 4) : "\u2013")
+          .append("</td><td>").append(t.path("feasible").asBoolean(false) ? "yes" : "no").append("</td><td>")
+          .append(front.contains(i) ? "yes" : "").append("</td></tr>");
+      i++;
+    }
+    out.append("</tbody></table></section>");
+  }
+
+  // ---- w3-search (end) ----
 
   // ---- warnings and summary ----------------------------------------------------------------
 

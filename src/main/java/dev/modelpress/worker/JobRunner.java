@@ -22,6 +22,7 @@ import dev.modelpress.job.JobEntity;
 import dev.modelpress.job.JobQueue;
 import dev.modelpress.job.JobService;
 import dev.modelpress.job.JobSpecs;
+import dev.modelpress.job.SearchSpecs;
 import dev.modelpress.model.ModelEntity;
 import dev.modelpress.model.ModelService;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
@@ -92,7 +93,11 @@ class JobRunner {
       JobEntity job = jobs.find(claim.jobId()).orElseThrow();
       log.info("Running job {} (attempt {})", claim.jobId(), claim.attempt());
       Outcome outcome = execute(job, exec, work, storedKeys);
-      if (!queue.succeed(claim, json.writeValueAsString(outcome.summary()), outcome.progress(), outcome.artifacts())) {
+      boolean recorded = outcome.cancelled() // w3-search: a cancelled search keeps what it found
+          ? queue.cancelledWithArtifacts(claim, json.writeValueAsString(outcome.summary()), outcome.progress(),
+              outcome.artifacts())
+          : queue.succeed(claim, json.writeValueAsString(outcome.summary()), outcome.progress(), outcome.artifacts());
+      if (!recorded) {
         log.warn("Job {} finished but its lease was lost; discarding this attempt's artifacts", claim.jobId());
         deleteQuietly(storedKeys);
       } else {
@@ -130,7 +135,12 @@ class JobRunner {
     }
   }
 
-  private record Outcome(ReportSummary summary, String progress, List<JobQueue.NewArtifact> artifacts) {}
+  private record Outcome(ReportSummary summary, String progress, List<JobQueue.NewArtifact> artifacts,
+      boolean cancelled) {
+    Outcome(ReportSummary summary, String progress, List<JobQueue.NewArtifact> artifacts) {
+      this(summary, progress, artifacts, false);
+    }
+  }
 
   private static final class MissingInput extends RuntimeException {
     MissingInput(String message) {
@@ -157,6 +167,14 @@ class JobRunner {
     Path originalFile = models.localCopy(model, work);
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
+    // ---- w3-search (begin) ----
+    if (spec.steps().size() == 1 && SearchSpecs.TYPE.equals(spec.steps().getFirst().getType())) {
+      if (evaluation == null) {
+        throw new MissingInput("a search job needs its evaluation dataset");
+      }
+      return executeSearch(job, exec, work, storedKeys, spec, model, evaluation, originalFile, original);
+    }
+    // ---- w3-search (end) ----
     PipelineContext context = new PipelineContext(calibration == null ? null : datasets.load(calibration, work), work,
         spec.calibrationSamples() == null ? PipelineContext.DEFAULT_MAX_CALIBRATION_SAMPLES : spec.calibrationSamples(),
         8, props.evaluationThreads());
@@ -259,6 +277,54 @@ class JobRunner {
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
+
+  // ---- w3-search (begin) ----
+  private Outcome executeSearch(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,
+      JobService.StoredSpec spec, ModelEntity model, DatasetEntity evaluation, Path originalFile, ModelProto original)
+      throws IOException, FormatException, EvaluationException {
+    SearchSpecs.Search search = SearchSpecs.read(spec.steps().getFirst());
+    List<NdArray> data = datasets.load(evaluation, work);
+    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    SearchRunner.Result result = new SearchRunner(store, json, clock, props.evaluationThreads())
+        .run(search, exec, work, originalFile, original, data, spec.evaluationSamples(), prefix + "model.onnx",
+            storedKeys);
+    result.summary().parameters(model.getParameterCount());
+    Map<String, Object> report = new LinkedHashMap<>();
+    report.put("job", job.getId());
+    report.put("attempt", exec.claim.attempt());
+    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
+        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
+    report.put("steps", spec.steps());
+    report.put("summary", result.summary());
+    report.put("search", result.section());
+    Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
+    provenance.put("inputs", ReportSections.ordered(
+        "model", ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()),
+        "evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
+            "bytes", evaluation.getBytes()),
+        "specSha256", Provenance.sha256(json.writeValueAsString(spec))));
+    if (result.best() != null) {
+      provenance.put("output", ReportSections.ordered("name", "model.onnx", "bytes", result.best().size(),
+          "sha256", result.best().sha256()));
+    }
+    report.put("provenance", provenance);
+    Path reportFile = work.resolve("report.json");
+    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+    List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
+    if (result.best() != null) {
+      // Stored the moment it was found; only the row is written now.
+      artifacts.add(new JobQueue.NewArtifact("model.onnx", result.best().key(), "application/octet-stream",
+          result.best().size(), result.best().sha256()));
+    }
+    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    Map<?, ?> section = result.section();
+    JobProgress done = new JobProgress().step(1).steps(1).stepType(SearchSpecs.TYPE)
+        .item((Integer) section.get("trialsDone")).items((Integer) section.get("trialsPlanned"))
+        .fraction(1.0).message((result.cancelled() ? "cancelled; kept: " : "finished: ") + section.get("message"))
+        .updatedAt(clock.instant().atOffset(ZoneOffset.UTC));
+    return new Outcome(result.summary(), json.writeValueAsString(done), artifacts, result.cancelled());
+  }
+  // ---- w3-search (end) ----
 
   private JobQueue.NewArtifact put(String key, Path file, String name, String contentType, List<String> storedKeys)
       throws IOException {
