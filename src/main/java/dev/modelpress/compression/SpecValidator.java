@@ -101,7 +101,7 @@ public final class SpecValidator {
       }
       default -> {
         out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
-            + "'; supported: magnitude, nm, structured"));
+            + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
         return;
       }
     }

@@ -141,7 +141,7 @@ public final class JobSpecs {
           // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
-                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured"));
+                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
           }
           PruneSpec.Scope scope = switch (s.getScope()) {
             case "layer" -> PruneSpec.Scope.LAYER;
