@@ -334,7 +334,7 @@ final class CalibratedQuantization {
   /** A weight GPTQ can handle: y = x·W ([K, N]) or Gemm with W transposed ([N, K]), fed by {@code inputs}. */
   record Layer(int k, int n, boolean transposed, List<String> inputs) {}
 
-  private static Map<String, Layer> linearLayers(GraphProto graph, List<TensorInfo> selected) {
+  static Map<String, Layer> linearLayers(GraphProto graph, List<TensorInfo> selected) {
     Map<String, TensorInfo> byName = new HashMap<>();
     selected.forEach(t -> byName.put(t.name(), t));
     Map<String, Layer> layers = new LinkedHashMap<>();

@@ -69,6 +69,13 @@ public final class OnnxPipeline {
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }
         // ---- w2-prune (end) ----
+        // ---- w3-wanda (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) -> {
+          ActivationPruning.Outcome o = ActivationPruning.apply(current, selected, p, context, run::at);
+          current = o.model();
+          yield new StepReport(i, step.type(), ActivationPruning.summary(p, o), o.tensors());
+        }
+        // ---- w3-wanda (end) ----
         case PruneSpec p -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           List<TensorReport> tensors = prune(g, selected, p, run);

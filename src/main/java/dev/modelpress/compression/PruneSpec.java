@@ -15,6 +15,8 @@ import java.util.List;
  *   <li>{@code structured}: remove the fraction {@code sparsity} of whole output channels (Conv
  *       filters, Gemm/MatMul neurons, as {@code target} says) of lowest {@code criterion} norm, and
  *       rewrite the graph so they are gone.
+ *   <li>{@code wanda} and {@code sparsegpt} (need calibration data): {@code sparsity} of every
+ *       selected MatMul/Gemm weight, chosen from activation statistics ({@link ActivationPruning}).
  * </ul>
  *
  * A {@code null} method means {@code magnitude}, a {@code null} scope {@code LAYER}, {@code null}
@@ -38,6 +40,14 @@ public record PruneSpec(
 
   /** N:M semi-structured pruning. */
   public static final String NM = "nm";
+
+  // ---- w3-wanda (begin) ----
+  /** Wanda: |W|·‖X‖ per output, from calibration data. */
+  public static final String WANDA = "wanda";
+
+  /** SparseGPT: layer-wise reconstruction with the calibration Hessian. */
+  public static final String SPARSEGPT = "sparsegpt";
+  // ---- w3-wanda (end) ----
 
   /** Structured (channel) pruning with graph rewrite. */
   public static final String STRUCTURED = "structured";

@@ -51,6 +51,10 @@ public final class SpecValidator {
             + "codes the shared float weights; share is the last step that changes weight values"));
       }
       switch (step) {
+        // ---- w3-wanda (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) ->
+            validateActivationPrune(p, at, hasCalibration, violations);
+        // ---- w3-wanda (end) ----
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
@@ -62,6 +66,26 @@ public final class SpecValidator {
     }
     return violations;
   }
+
+  // ---- w3-wanda (begin) ----
+  private static void validateActivationPrune(PruneSpec p, String at, boolean hasCalibration, List<Violation> out) {
+    if (!hasCalibration) {
+      out.add(new Violation("calibrationDatasetId", at + " (" + p.method() + " pruning) needs a calibration "
+          + "dataset: its weights are scored with the layers' input activations"));
+    }
+    if (p.threshold() != null) {
+      out.add(new Violation(at + ".threshold", p.method() + " prunes to a sparsity, not a threshold"));
+    }
+    if (p.scope() != PruneSpec.Scope.LAYER) {
+      out.add(new Violation(at + ".scope", p.method() + " prunes every layer to the sparsity; scope must be layer"));
+    }
+    if (p.sparsity() == null) {
+      out.add(new Violation(at + ".sparsity", "required for " + p.method()));
+    } else if (!(p.sparsity() >= 0 && p.sparsity() < 1)) {
+      out.add(new Violation(at + ".sparsity", "must be at least 0 and below 1 (got " + p.sparsity() + ")"));
+    }
+  }
+  // ---- w3-wanda (end) ----
 
   private static void validatePrune(PruneSpec p, String at, List<Violation> out) {
     // ---- w2-prune: N:M and structured (begin) ----
@@ -77,7 +101,7 @@ public final class SpecValidator {
       }
       default -> {
         out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
-            + "'; supported: magnitude, nm, structured"));
+            + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
         return;
       }
     }

@@ -183,6 +183,24 @@ public final class JobSpecs {
                 + "nm or structured");
             continue;
           }
+          // ---- w3-wanda (begin) ----
+          if (PruneSpec.WANDA.equals(method) || PruneSpec.SPARSEGPT.equals(method)) {
+            forbid(errors, at + ".threshold", s.getThreshold(), method + " prune");
+            forbid(errors, at + ".n", s.getN(), method + " prune");
+            forbid(errors, at + ".m", s.getM(), method + " prune");
+            forbid(errors, at + ".criterion", s.getCriterion(), method + " prune");
+            forbid(errors, at + ".unit", s.getUnit(), method + " prune");
+            if (s.getSparsity() == null) {
+              errors.add(new ApiProblem.FieldError(at + ".sparsity", "required for " + method));
+            }
+            if (!"layer".equals(s.getScope())) {
+              errors.add(new ApiProblem.FieldError(at + ".scope", method + " prunes each layer; scope must be layer"));
+            }
+            specs.add(new PruneSpec(method, s.getSparsity(), null, PruneSpec.Scope.LAYER, list(s.getInclude()),
+                list(s.getExclude())));
+            continue;
+          }
+          // ---- w3-wanda (end) ----
           if (PruneSpec.NM.equals(method) || PruneSpec.STRUCTURED.equals(method)) {
             specs.add(pruneMethod(s, at, errors, notBuilt));
             continue;
@@ -194,7 +212,7 @@ public final class JobSpecs {
           // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
-                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured"));
+                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
           }
           PruneSpec.Scope scope = switch (s.getScope()) {
             case "layer" -> PruneSpec.Scope.LAYER;
@@ -261,7 +279,7 @@ public final class JobSpecs {
   // ---- w2-prune (begin) ----
 
   /** Data-aware pruning methods that are planned (they need a calibration dataset). */
-  private static final Set<String> PLANNED_PRUNING = Set.of("wanda", "sparsegpt", "correlation", "activation");
+  private static final Set<String> PLANNED_PRUNING = Set.of("correlation", "activation");
 
   private static void copyPruneFields(JobStep from, JobStep to) {
     to.setN(from.getN());
