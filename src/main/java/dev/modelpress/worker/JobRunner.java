@@ -124,6 +124,11 @@ class JobRunner {
     } catch (MissingInput e) {
       deleteQuietly(storedKeys);
       fail(claim, ApiProblem.Kind.JOB_FAILED, e.getMessage());
+    } catch (StorageFailure e) {
+      // The store refused a write: say so (no artifact row was written, so none points to a missing object).
+      deleteQuietly(storedKeys);
+      log.warn("Job {}: {}", claim.jobId(), e.getMessage(), e.getCause());
+      fail(claim, ApiProblem.Kind.STORAGE_UNAVAILABLE, e.getMessage());
     } catch (Exception | OutOfMemoryError | StackOverflowError e) {
       deleteQuietly(storedKeys);
       String incident = UUID.randomUUID().toString();
@@ -329,8 +334,27 @@ class JobRunner {
   private JobQueue.NewArtifact put(String key, Path file, String name, String contentType, List<String> storedKeys)
       throws IOException {
     storedKeys.add(key);
-    StoredObject stored = store.put(key, file);
+    StoredObject stored;
+    try {
+      stored = store.put(key, file);
+    } catch (IOException | UncheckedIOException e) {
+      throw new StorageFailure(key, e);
+    }
     return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
+  }
+
+  /** The artifact store failed to take a result: a reason the client can act on (retry later). */
+  static final class StorageFailure extends RuntimeException {
+    StorageFailure(String key, Exception cause) {
+      super("the artifact store could not store '" + key + "' (" + describe(cause)
+          + "); the job's result was discarded, submit it again once the store is available", cause);
+    }
+
+    private static String describe(Throwable e) {
+      // The class name only: store messages carry server paths and bucket details.
+      Throwable root = e instanceof UncheckedIOException u && u.getCause() != null ? u.getCause() : e;
+      return "the store answered " + root.getClass().getSimpleName();
+    }
   }
 
   private static ReportSummary summarize(PipelineResult result, FidelityReport fidelity, long bytesBefore,
