@@ -100,6 +100,15 @@ class TenantIsolationTest {
   }
 
   @Test
+  void anotherTenantsReportEventsAndDeliveriesAre404() {
+    for (String path : List.of("/report", "/events", "/deliveries")) {
+      assertNotFound(beta.get("/v1/jobs/" + jobId + path));
+    }
+    assertThat(alpha.get("/v1/jobs/" + jobId + "/report").status()).isEqualTo(200);
+    assertThat(alpha.get("/v1/jobs/" + jobId + "/deliveries").status()).isEqualTo(200);
+  }
+
+  @Test
   void cancellingAnotherTenantsFinishedJobIs404Not409() {
     // For its owner the finished job is a 409; a 409 for beta would reveal that the job exists.
     assertThat(alpha.postJson("/v1/jobs/" + jobId + "/cancel", "").status()).isEqualTo(409);
