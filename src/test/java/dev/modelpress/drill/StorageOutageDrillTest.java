@@ -26,7 +26,9 @@ import tools.jackson.databind.JsonNode;
  * object, nothing half-written stays behind, and once the store recovers the service carries on.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
-    properties = {"modelpress.worker.enabled=true", "modelpress.worker.poll-interval=500ms"})
+    // A context of its own (the extra property): the drill breaks its store, which no other test may share.
+    properties = {"modelpress.worker.enabled=true", "modelpress.worker.poll-interval=500ms",
+        "spring.application.name=storage-outage-drill"})
 @ActiveProfiles("test")
 class StorageOutageDrillTest {
 
