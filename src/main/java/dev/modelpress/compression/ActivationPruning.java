@@ -18,7 +18,6 @@ import java.util.Map;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Activation-aware one-shot pruning of MatMul/Gemm weights, y = x·W with W [K inputs, N outputs]:
@@ -230,27 +229,9 @@ final class ActivationPruning {
               w[row * n + c] = 0;
             }
           }
-          for (int j = i + 1; j < count; j++) {
-            double f = u[row * k + i1 + j];
-            if (f == 0) {
-              continue;
-            }
-            int base = (i1 + j) * n;
-            for (int c = 0; c < n; c++) {
-              w[base + c] -= f * errors[i * n + c];
-            }
-          }
+          Gptq.compensateWithinBlock(w, u, errors, k, n, i1, i, row, count);
         }
-        if (i2 < k) {
-          try (INDArray e = Nd4j.create(errors, new long[] {count, n}, 'c');
-              INDArray block = upper.get(NDArrayIndex.interval(i1, i2), NDArrayIndex.interval(i2, k));
-              INDArray update = block.transpose().mmul(e)) {
-            double[] delta = update.dup('c').data().asDouble();
-            for (int i = 0; i < delta.length; i++) {
-              w[i2 * n + i] -= delta[i];
-            }
-          }
-        }
+        Gptq.compensateLaterRows(w, upper, errors, k, n, i1, i2);
       }
     }
     // Pruned weights stay exactly zero: later updates never touch earlier rows.

@@ -252,32 +252,49 @@ final class Gptq {
             codes[row * n + c] = q;
             errors[i * n + c] = (value - IntegerGrid.decode(q, scales[s], zeros[s])) / d;
           }
-          for (int j = i + 1; j < count; j++) {
-            double f = u[row * k + i1 + j];
-            if (f == 0) {
-              continue;
-            }
-            int base = (i1 + j) * n;
-            for (int c = 0; c < n; c++) {
-              w[base + c] -= f * errors[i * n + c];
-            }
-          }
+          compensateWithinBlock(w, u, errors, k, n, i1, i, row, count);
         }
-        if (i2 < k) {
-          try (INDArray e = Nd4j.create(errors, new long[] {count, n}, 'c');
-              INDArray block = upper.get(NDArrayIndex.interval(i1, i2), NDArrayIndex.interval(i2, k));
-              INDArray update = block.transpose().mmul(e)) {
-            double[] delta = update.dup('c').data().asDouble();
-            for (int i = 0; i < delta.length; i++) {
-              w[i2 * n + i] -= delta[i];
-            }
-          }
-        }
+        compensateLaterRows(w, upper, errors, k, n, i1, i2);
       }
     }
   }
 
   /** tr(Δᵀ·H·Δ) / tr(Wᵀ·H·W): the layer's output error relative to its output energy. */
+  /**
+   * The OBS update inside a block (shared by GPTQ and SparseGPT): row {@code row} (the {@code i}-th
+   * of the block starting at {@code i1}) left the scaled errors {@code errors[i][*]}; spread them
+   * over the block's later rows along the upper inverse-Cholesky factor {@code u}.
+   */
+  static void compensateWithinBlock(double[] w, double[] u, double[] errors, int k, int n, int i1, int i, int row,
+      int count) {
+    for (int j = i + 1; j < count; j++) {
+      double f = u[row * k + i1 + j];
+      if (f == 0) {
+        continue;
+      }
+      int base = (i1 + j) * n;
+      for (int c = 0; c < n; c++) {
+        w[base + c] -= f * errors[i * n + c];
+      }
+    }
+  }
+
+  /** The OBS update after a block {@code [i1, i2)}: all later rows at once, as one ND4J product. */
+  static void compensateLaterRows(double[] w, INDArray upper, double[] errors, int k, int n, int i1, int i2) {
+    if (i2 >= k) {
+      return;
+    }
+    int count = i2 - i1;
+    try (INDArray e = Nd4j.create(errors, new long[] {count, n}, 'c');
+        INDArray block = upper.get(NDArrayIndex.interval(i1, i2), NDArrayIndex.interval(i2, k));
+        INDArray update = block.transpose().mmul(e)) {
+      double[] delta = update.dup('c').data().asDouble();
+      for (int i = 0; i < delta.length; i++) {
+        w[i2 * n + i] -= delta[i];
+      }
+    }
+  }
+
   private static double relativeError(INDArray h, double[] w, double[] approx, int k, int n) {
     double[] delta = new double[k * n];
     for (int i = 0; i < delta.length; i++) {
