@@ -87,6 +87,12 @@ public final class OnnxPipeline {
           current = quantize(current, selected, q, run, tensors);
           yield new StepReport(i, step.type(), quantizeSummary(q, tensors), tensors);
         }
+        case TrainSpec t -> {
+          TrainingRunner runner = context == null ? TrainingRunner.NONE : context.training();
+          TrainingRunner.Outcome o = runner.run(current, t, i, run::at);
+          current = o.model();
+          yield o.report();
+        }
         case CalibratedQuantizeSpec c -> {
           CalibratedQuantization.Outcome o = CalibratedQuantization.apply(current, selected, c, context,
               (item, items, message) -> run.at(item, items, message));
@@ -108,7 +114,7 @@ public final class OnnxPipeline {
 
   private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
     List<TensorInfo> tensors = OnnxModels.summarize(model).tensors();
-    List<TensorInfo> selected = step instanceof PruneSpec
+    List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
         ? PruningSteps.selectForPrune(model, tensors, step.include(), step.exclude())
         : TensorSelector.select(tensors, step.include(), step.exclude());
     if (selected.isEmpty()) {

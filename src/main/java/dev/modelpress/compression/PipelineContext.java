@@ -14,18 +14,33 @@ import java.util.List;
  * @param maxCalibrationSamples samples of the calibration data used at most
  * @param batchSize samples per ONNX Runtime run
  * @param intraOpThreads ONNX Runtime intra-op threads
+ * @param training runs the training steps ({@link TrainSpec}); {@link TrainingRunner#NONE} when the
+ *     caller offers none
  */
 public record PipelineContext(
-    List<NdArray> calibration, Path workDir, int maxCalibrationSamples, int batchSize, int intraOpThreads) {
+    List<NdArray> calibration, Path workDir, int maxCalibrationSamples, int batchSize, int intraOpThreads,
+    TrainingRunner training) {
 
   /** Default cap on calibration samples: enough for stable ranges and Hessians on typical models. */
   public static final int DEFAULT_MAX_CALIBRATION_SAMPLES = 128;
 
   public PipelineContext {
     calibration = calibration == null ? null : List.copyOf(calibration);
+    training = training == null ? TrainingRunner.NONE : training;
     if (maxCalibrationSamples < 1 || batchSize < 1 || intraOpThreads < 1) {
       throw new IllegalArgumentException("sample limit, batch size and threads must be positive");
     }
+  }
+
+  /** A context without a training runner. */
+  public PipelineContext(
+      List<NdArray> calibration, Path workDir, int maxCalibrationSamples, int batchSize, int intraOpThreads) {
+    this(calibration, workDir, maxCalibrationSamples, batchSize, intraOpThreads, TrainingRunner.NONE);
+  }
+
+  /** The same context with a training runner. */
+  public PipelineContext withTraining(TrainingRunner runner) {
+    return new PipelineContext(calibration, workDir, maxCalibrationSamples, batchSize, intraOpThreads, runner);
   }
 
   /** No calibration data: steps that need it fail with a message naming {@code calibrationDatasetId}. */
@@ -40,7 +55,7 @@ public record PipelineContext(
 
   /** The same context with another sample cap. */
   public PipelineContext withMaxCalibrationSamples(int samples) {
-    return new PipelineContext(calibration, workDir, samples, batchSize, intraOpThreads);
+    return new PipelineContext(calibration, workDir, samples, batchSize, intraOpThreads, training);
   }
 
   boolean hasCalibration() {

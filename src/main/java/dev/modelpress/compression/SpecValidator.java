@@ -59,12 +59,33 @@ public final class SpecValidator {
         case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
         case CalibratedQuantizeSpec c -> validateCalibrated(c, at, model, hasCalibration, violations);
+        case TrainSpec t -> validateTraining(t, at, model, violations);
       }
-      quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec;
+      quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec
+          || step instanceof TrainSpec t && t.kind() == TrainSpec.Kind.QAT;
       shared |= step instanceof ShareSpec;
       validateSelection(step, at, model.tensors(), violations);
     }
     return violations;
+  }
+
+  /** Training steps: the fields JobSpecs cannot check alone (the quantize scheme of QAT, pruning targets). */
+  private static void validateTraining(TrainSpec t, String at, ModelSummary model, List<Violation> out) {
+    if (t.kind() == TrainSpec.Kind.QAT && t.quantize() != null) {
+      validateQuantize(t.quantize(), at, model.opsets().getOrDefault("", 0L), out);
+    }
+    if (t.kind() == TrainSpec.Kind.L1_PRUNE) {
+      if ((t.sparsity() == null) == (t.threshold() == null)) {
+        out.add(new Violation(at, "give exactly one of sparsity or threshold: what the L1 penalty drove small is "
+            + "pruned to it after training"));
+      }
+      if (t.sparsity() != null && !(t.sparsity() >= 0 && t.sparsity() < 1)) {
+        out.add(new Violation(at + ".sparsity", "must be at least 0 and below 1 (got " + t.sparsity() + ")"));
+      }
+      if (t.threshold() != null && !(t.threshold() >= 0) ) {
+        out.add(new Violation(at + ".threshold", "must be a non-negative number (got " + t.threshold() + ")"));
+      }
+    }
   }
 
   // ---- w3-wanda (begin) ----
@@ -309,7 +330,7 @@ public final class SpecValidator {
     if (!patternsValid) {
       return;
     }
-    List<TensorInfo> selected = step instanceof PruneSpec
+    List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
         ? TensorSelector.selectForPrune(tensors, step.include(), step.exclude())
         : TensorSelector.select(tensors, step.include(), step.exclude());
     String selectionField = step.include().isEmpty() ? at : at + ".include";

@@ -165,6 +165,7 @@ public final class TensorSelector {
           || q.dtype() == QuantizeSpec.WeightType.BF16 && t.dtype().equals("BFLOAT16");
       case ShareSpec s -> t.dtype().equals("FLOAT");
       case CalibratedQuantizeSpec c -> t.dtype().equals("FLOAT");
+      case TrainSpec tr -> t.dtype().equals("FLOAT");
     };
     if (supported) {
       return null;

@@ -126,9 +126,10 @@ public class DatasetService {
     DatasetEntity dataset = get(id);
     tx.executeWithoutResult(status -> {
       boolean inUse = jdbc.sql("""
-          select exists(select 1 from jobs where (calibration_dataset_id = ? or evaluation_dataset_id = ?)
+          select exists(select 1 from jobs where (calibration_dataset_id = ? or evaluation_dataset_id = ?
+                                                  or training_dataset_id = ?)
                         and state in ('QUEUED', 'RUNNING'))""")
-          .param(id).param(id).query(Boolean.class).single();
+          .param(id).param(id).param(id).query(Boolean.class).single();
       if (inUse) {
         throw new ApiProblem(ApiProblem.Kind.IN_USE, "dataset " + id + " is used by a queued or running job");
       }

@@ -65,6 +65,7 @@ class JobController implements JobsApi {
                 "/v1/jobs/" + j.getId() + "/artifacts/" + a.getName()))
             .toList());
     dto.setCalibrationDatasetId(j.getCalibrationDatasetId());
+    dto.setTrainingDatasetId(j.getTrainingDatasetId());
     dto.setEvaluationDatasetId(j.getEvaluationDatasetId());
     dto.setCancelRequested(j.isCancelRequested());
     dto.setPriority(j.getPriority());

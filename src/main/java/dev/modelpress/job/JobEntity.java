@@ -25,6 +25,7 @@ public class JobEntity {
   @Enumerated(EnumType.STRING) @Column(nullable = false) private JobState state;
   @Column(name = "model_id", nullable = false) private UUID modelId;
   @Column(name = "calibration_dataset_id") private UUID calibrationDatasetId;
+  @Column(name = "training_dataset_id") private UUID trainingDatasetId;
   @Column(name = "evaluation_dataset_id") private UUID evaluationDatasetId;
   @JdbcTypeCode(SqlTypes.JSON) @Column(nullable = false) private String spec;
   @Column(name = "idempotency_key") private String idempotencyKey;
@@ -70,6 +71,8 @@ public class JobEntity {
   public JobState getState() { return state; }
   public UUID getModelId() { return modelId; }
   public UUID getCalibrationDatasetId() { return calibrationDatasetId; }
+  public UUID getTrainingDatasetId() { return trainingDatasetId; }
+  void setTrainingDatasetId(UUID trainingDatasetId) { this.trainingDatasetId = trainingDatasetId; }
   public UUID getEvaluationDatasetId() { return evaluationDatasetId; }
   public String getSpec() { return spec; }
   public String getIdempotencyKey() { return idempotencyKey; }

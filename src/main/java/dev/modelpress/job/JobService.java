@@ -47,6 +47,7 @@ public class JobService {
   private final TransactionTemplate tx;
   private final JobProperties props;
   private final CallbackUrls callbackUrls;
+  private final TrainingChecks training;
 
   JobService(JobRepository jobs, ArtifactRepository artifacts, JobQueue queue, ModelService models,
       DatasetService datasets, JsonMapper json, Clock clock, TransactionTemplate tx, JobProperties props,
@@ -61,6 +62,7 @@ public class JobService {
     this.tx = tx;
     this.props = props;
     this.callbackUrls = callbackUrls;
+    this.training = new TrainingChecks(models, datasets);
   }
 
   /** Validates the request against the model and datasets, then queues it (or replays by key). */
@@ -96,6 +98,17 @@ public class JobService {
     SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
         .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
     checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);
+    // ---- training steps (begin) ----
+    if (TrainingSteps.anyTraining(steps)) {
+      if (request.getTrainingDatasetId() == null) {
+        errors.add(new ApiProblem.FieldError("trainingDatasetId", "required: the job has a training step ("
+            + "distill, finetune, prune l1 or quantize qat) and training needs samples"));
+      }
+      training.check(request, steps, specs, model, summary, errors);
+    } else if (request.getTrainingDatasetId() != null) {
+      errors.add(new ApiProblem.FieldError("trainingDatasetId", "no step of this job trains"));
+    }
+    // ---- training steps (end) ----
     checkDataset(request.getEvaluationDatasetId(), "evaluationDatasetId", summary, errors);
     callbackUrls.validate(request.getCallbackUrl())
         .ifPresent(m -> errors.add(new ApiProblem.FieldError("callbackUrl", m)));
@@ -108,6 +121,7 @@ public class JobService {
         request.getEvaluationDatasetId(),
         spec, idempotencyKey, requestHash, props.maxAttempts(), clock.instant());
     job.setCallbackUrl(request.getCallbackUrl());
+    job.setTrainingDatasetId(request.getTrainingDatasetId());
     job.setPriority(request.getPriority() == null ? 0 : request.getPriority());
     try {
       return new Submitted(tx.execute(status -> {

@@ -73,6 +73,7 @@ public final class JobSpecs {
         copyPruneFields(s, n);
       }
       CalibratedSteps.normalize(s, n);
+      TrainingSteps.normalize(s, n);
       out.add(n);
     }
     return out;
@@ -101,7 +102,7 @@ public final class JobSpecs {
         .format(w.getFormat() == null ? "auto" : lower(w.getFormat()));
   }
 
-  private static QuantizeSpec quantizeSpec(JobStep s, String at, List<ApiProblem.FieldError> errors) {
+  static QuantizeSpec quantizeSpec(JobStep s, String at, List<ApiProblem.FieldError> errors) {
     // Steps stored before a field existed (or by older versions) read back without it: the same
     // defaults apply, so normalizing again is harmless.
     QuantizeWeights w = normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights());
@@ -170,6 +171,31 @@ public final class JobSpecs {
         errors.add(new ApiProblem.FieldError(at + ".type", "required: prune or quantize"));
         continue;
       }
+      // ---- training steps (begin) ----
+      if (TrainingSteps.isTraining(s)) {
+        if (!"steps".equals(prefix)) {
+          errors.add(new ApiProblem.FieldError(at + ".type", "a search cannot contain training steps"));
+          continue;
+        }
+        if ("prune".equals(type)) {
+          forbid(errors, at + ".weights", s.getWeights(), "l1 prune");
+          forbid(errors, at + ".scope", "layer".equals(s.getScope()) ? null : s.getScope(), "l1 prune");
+        } else if ("quantize".equals(type)) {
+          forbid(errors, at + ".sparsity", s.getSparsity(), "qat quantize");
+          forbid(errors, at + ".threshold", s.getThreshold(), "qat quantize");
+        } else {
+          forbid(errors, at + ".weights", s.getWeights(), type);
+          forbid(errors, at + ".sparsity", s.getSparsity(), type);
+          forbid(errors, at + ".threshold", s.getThreshold(), type);
+          forbid(errors, at + ".method", s.getMethod(), type);
+        }
+        CalibratedSteps.forbid(s, at, type + " (training)", errors);
+        forbidPruneFields(errors, at, s, type + " (training)");
+        specs.add(TrainingSteps.toSpec(s, at, errors));
+        continue;
+      }
+      TrainingSteps.forbid(s, at, errors);
+      // ---- training steps (end) ----
       switch (type) {
         case "prune" -> {
           forbid(errors, at + ".weights", s.getWeights(), "prune");
@@ -262,9 +288,8 @@ public final class JobSpecs {
           }
         }
         // ---- w3-search (end) ----
-        case "distill" -> notBuilt.add(at + ".type: knowledge distillation is not built yet");
         default -> errors.add(new ApiProblem.FieldError(at + ".type",
-            "unknown step type '" + type + "'; supported: prune, quantize, share (distill is planned)"));
+            "unknown step type '" + type + "'; supported: prune, quantize, share, search, distill, finetune"));
       }
     }
     if (!errors.isEmpty()) {

@@ -114,11 +114,29 @@ class JobApiTest {
   }
 
   @Test
-  void plannedMethodsAre501() {
+  void trainingStepWithoutTrainingDatasetIs422OnTrainingDatasetId() {
     Api.Response r = submit("{\"type\":\"distill\"}");
-    assertThat(r.status()).isEqualTo(501);
-    assertThat(r.problemType()).isEqualTo(PROBLEMS + "not-implemented");
-    assertThat(r.json().get("detail").asString()).contains("steps[0].type");
+    assertField(r, 422, "trainingDatasetId");
+    assertNothingQueued();
+  }
+
+  @Test
+  void impossibleTrainingOptionsAre422NamingEachField() {
+    Api.Response r = submit("{\"type\":\"finetune\",\"training\":{\"epochs\":2,\"validationSplit\":0.9,"
+        + "\"schedule\":\"linear\",\"temperature\":-1}}");
+    assertThat(r.status()).as(r.body()).isEqualTo(422);
+    java.util.List<String> fields = new java.util.ArrayList<>();
+    r.json().get("errors").forEach(e -> fields.add(e.get("field").asString()));
+    assertThat(fields).contains("steps[0].training.validationSplit",
+        "steps[0].training.schedule", "steps[0].training.temperature");
+    assertField(submit("{\"type\":\"finetune\",\"training\":{\"epochs\":0}}"), 422, "steps[0].training.epochs");
+    assertNothingQueued();
+  }
+
+  @Test
+  void trainingFieldsOnAStepThatDoesNotTrainAre422() {
+    Api.Response r = submit("{\"type\":\"quantize\",\"training\":{\"epochs\":2}}");
+    assertField(r, 422, "steps[0].training");
     assertNothingQueued();
   }
 
