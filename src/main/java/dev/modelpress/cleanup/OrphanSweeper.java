@@ -35,6 +35,8 @@ public class OrphanSweeper {
 
   private static final Logger log = LoggerFactory.getLogger(OrphanSweeper.class);
   private static final Pattern ATTEMPT = Pattern.compile("jobs/([0-9a-f-]{36})/attempt-(\\d+)/.*");
+  /** Training checkpoints outlive an attempt: the next attempt of an unfinished job resumes from them. */
+  private static final Pattern CHECKPOINT = Pattern.compile("jobs/([0-9a-f-]{36})/checkpoints/.*");
   private static final List<String> PREFIXES = List.of("models/", "datasets/", "jobs/");
 
   /**
@@ -97,11 +99,15 @@ public class OrphanSweeper {
     Map<UUID, Integer> running = new HashMap<>();
     jdbc.sql("select id, attempts from jobs where state = 'RUNNING'").query((rs, i) ->
         running.put(rs.getObject(1, UUID.class), rs.getInt(2))).list();
+    Set<UUID> unfinished = new HashSet<>(running.keySet());
+    jdbc.sql("select id from jobs where state = 'QUEUED'").query((rs, i) ->
+        unfinished.add(rs.getObject(1, UUID.class))).list();
 
     Set<String> candidates = new HashSet<>();
     for (String prefix : PREFIXES) {
       try (Stream<String> keys = store.list(prefix)) {
-        keys.filter(k -> !referenced.contains(k) && !inRunningAttempt(k, running)).forEach(candidates::add);
+        keys.filter(k -> !referenced.contains(k) && !inRunningAttempt(k, running) && !unfinishedCheckpoint(k, unfinished))
+            .forEach(candidates::add);
       }
     }
     firstSeen.keySet().retainAll(candidates);
@@ -144,6 +150,15 @@ public class OrphanSweeper {
     try {
       Integer attempt = running.get(UUID.fromString(m.group(1)));
       return attempt != null && attempt == Integer.parseInt(m.group(2));
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+  }
+
+  private static boolean unfinishedCheckpoint(String key, Set<UUID> unfinished) {
+    Matcher m = CHECKPOINT.matcher(key);
+    try {
+      return m.matches() && unfinished.contains(UUID.fromString(m.group(1)));
     } catch (IllegalArgumentException e) {
       return false;
     }

@@ -86,6 +86,29 @@ class OrphanSweeperTest {
   }
 
   @Test
+  void trainingCheckpointsSurviveWhileTheirJobIsUnfinishedAndGoOnceItEnds() throws Exception {
+    FileSystemArtifactStore store = new FileSystemArtifactStore(root);
+    UUID model = UUID.randomUUID();
+    UUID queued = UUID.randomUUID();
+    UUID finished = UUID.randomUUID();
+    for (var job : java.util.Map.of(queued, "QUEUED", finished, "FAILED").entrySet()) {
+      jdbc.sql("""
+          insert into jobs (id, owner, state, model_id, spec, attempts, max_attempts, created_at, updated_at)
+          values (?, 'default', ?, ?, '{}', 1, 3, now(), now())""").params(job.getKey(), job.getValue(), model).update();
+    }
+    // A queued job (its worker died after epoch 2, the lease expired): the next attempt resumes from it.
+    put(store, "jobs/" + queued + "/checkpoints/step-0.ckpt");
+    put(store, "jobs/" + finished + "/checkpoints/step-0.ckpt");
+    MutableClock clock = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
+    OrphanSweeper sweeper = new OrphanSweeper(store, jdbc, clock,
+        new CleanupProperties(true, CleanupProperties.Mode.DELETE, Duration.ofHours(1), Duration.ofHours(1)));
+    sweeper.sweep();
+    clock.advance(Duration.ofHours(2));
+    assertThat(sweeper.sweep().deletedObjects()).containsExactly("jobs/" + finished + "/checkpoints/step-0.ckpt");
+    assertThat(store.list("").toList()).containsExactly("jobs/" + queued + "/checkpoints/step-0.ckpt");
+  }
+
+  @Test
   void reportModeNeverDeletes() throws Exception {
     FileSystemArtifactStore store = new FileSystemArtifactStore(root);
     put(store, "datasets/" + UUID.randomUUID() + "/data.npz");
