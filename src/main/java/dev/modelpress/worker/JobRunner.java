@@ -40,6 +40,7 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -103,6 +104,7 @@ class JobRunner {
       } else {
         log.info("Job {} succeeded: {} -> {} bytes", claim.jobId(), outcome.summary().getBytesBefore(),
             outcome.summary().getBytesAfter());
+        deleteCheckpoints(claim.jobId());
       }
     } catch (CompressionCancelledException e) {
       deleteQuietly(storedKeys);
@@ -110,6 +112,7 @@ class JobRunner {
       switch (reason == null ? JobExecution.StopReason.CANCELLED : reason) {
         case CANCELLED -> {
           queue.cancelled(claim);
+          deleteCheckpoints(claim.jobId());
           log.info("Job {} cancelled", claim.jobId());
         }
         case SHUTDOWN -> {
@@ -183,6 +186,13 @@ class JobRunner {
     PipelineContext context = new PipelineContext(calibration == null ? null : datasets.load(calibration, work), work,
         spec.calibrationSamples() == null ? PipelineContext.DEFAULT_MAX_CALIBRATION_SAMPLES : spec.calibrationSamples(),
         8, props.evaluationThreads());
+    // ---- training steps (begin) ----
+    DatasetEntity training = job.getTrainingDatasetId() == null ? null
+        : datasets.find(job.getTrainingDatasetId(), job.getOwner()).orElseThrow(() ->
+            new MissingInput("dataset " + job.getTrainingDatasetId() + " was deleted before the job ran"));
+    context = context.withTraining(new TrainingStage(store, job.getId(), trainingInputs(job, training, originalFile, work),
+        work, props.evaluationThreads()));
+    // ---- training steps (end) ----
     PipelineResult result = OnnxPipeline.run(original, steps, context, (step, total, type, item, items, message) -> {
       exec.step(step, type);
       // The pipeline counts steps from 0; progress reports them from 1.
@@ -246,6 +256,10 @@ class JobRunner {
     Map<String, Object> inputs = new LinkedHashMap<>();
     inputs.put("model",
         ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()));
+    if (training != null) {
+      inputs.put("trainingDataset", ReportSections.ordered("id", training.getId(), "sha256", training.getSha256(),
+          "bytes", training.getBytes()));
+    }
     if (evaluation != null) {
       inputs.put("evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
           "bytes", evaluation.getBytes()));
@@ -261,6 +275,13 @@ class JobRunner {
     Map<String, Object> reproduce = new LinkedHashMap<>();
     reproduce.put("modelId", model.getId());
     reproduce.put("steps", spec.steps());
+    if (calibration != null) {
+      reproduce.put("calibrationDatasetId", calibration.getId());
+      reproduce.put("calibrationSamples", spec.calibrationSamples());
+    }
+    if (training != null) {
+      reproduce.put("trainingDatasetId", training.getId());
+    }
     if (evaluation != null) {
       reproduce.put("evaluationDatasetId", evaluation.getId());
       reproduce.put("evaluationSamples", spec.evaluationSamples());
@@ -282,6 +303,53 @@ class JobRunner {
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
+
+  // ---- training steps (begin) ----
+  private TrainingStage.Inputs trainingInputs(JobEntity job, DatasetEntity training, Path originalFile, Path work) {
+    return new TrainingStage.Inputs() {
+      private List<NdArray> data;
+      private final Map<UUID, Path> files = new HashMap<>();
+
+      @Override
+      public List<NdArray> trainingData() throws IOException, FormatException {
+        if (training == null) {
+          throw new MissingInput("a training step needs the job's trainingDatasetId");
+        }
+        if (data == null) {
+          data = datasets.load(training, work);
+        }
+        return data;
+      }
+
+      @Override
+      public Path originalFile() {
+        return originalFile;
+      }
+
+      @Override
+      public Path modelFile(UUID id) throws IOException {
+        Path file = files.get(id);
+        if (file == null) {
+          ModelEntity m = models.find(id, job.getOwner())
+              .orElseThrow(() -> new MissingInput("model " + id + " was deleted before the job ran"));
+          Path dir = Files.createDirectories(work.resolve("model-" + id));
+          file = models.localCopy(m, dir);
+          files.put(id, file);
+        }
+        return file;
+      }
+    };
+  }
+
+  /** A job that ended (succeeded, failed or cancelled) needs its training checkpoints no more. */
+  private void deleteCheckpoints(UUID jobId) {
+    try {
+      store.deletePrefix(TrainingStage.checkpointPrefix(jobId));
+    } catch (RuntimeException e) {
+      log.warn("Job {}: training checkpoints not deleted ({}); the orphan sweeper will", jobId, e.toString());
+    }
+  }
+  // ---- training steps (end) ----
 
   // ---- w3-search (begin) ----
   private Outcome executeSearch(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,
@@ -396,6 +464,7 @@ class JobRunner {
   private void fail(JobQueue.Claim claim, ApiProblem.Kind kind, String detail) {
     log.info("Job {} failed: {}", claim.jobId(), detail);
     queue.fail(claim, json.writeValueAsString(Problems.of(kind, detail, List.of())));
+    deleteCheckpoints(claim.jobId());
   }
 
   private void deleteQuietly(List<String> keys) {
