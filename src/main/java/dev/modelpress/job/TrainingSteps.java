@@ -169,9 +169,6 @@ final class TrainingSteps {
       forbidOption(errors, f + "teacher", t.getTeacher(), "finetune, prune l1 and quantize qat (distill names "
           + "its teacher with teacherModelId)");
     }
-    if (kind == TrainSpec.Kind.DISTILL && loss == TrainSpec.Loss.CE) {
-      errors.add(new ApiProblem.FieldError(f + "loss", "distill learns from the teacher: kd, mse or cosine"));
-    }
     if (kind == TrainSpec.Kind.L1_PRUNE) {
       if (!(t.getL1() > 0 && t.getL1() < 1)) {
         errors.add(new ApiProblem.FieldError(f + "l1", "must be in (0, 1) (got " + t.getL1() + ")"));
