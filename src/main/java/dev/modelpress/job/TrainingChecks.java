@@ -14,6 +14,12 @@ import dev.modelpress.format.npy.DType;
 import dev.modelpress.model.ModelEntity;
 import dev.modelpress.model.ModelService;
 import dev.modelpress.system.ApiProblem;
+import dev.modelpress.format.FormatException;
+import dev.modelpress.format.onnx.OnnxModels;
+import dev.modelpress.training.OnnxTranslator;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
@@ -58,6 +64,9 @@ final class TrainingChecks {
         errors.add(new ApiProblem.FieldError("trainingDatasetId", at + " trains on labels (ce), and the training "
             + "dataset has no '" + InputCompatibility.LABELS + "' array"));
       }
+      if (t.kind() != TrainSpec.Kind.DISTILL || t.studentModelId() == null && t.teacherModelId() == null) {
+        unsupported(model, at + ".type", errors);
+      }
       if (t.kind() == TrainSpec.Kind.DISTILL) {
         ModelSummary teacher = summary;
         if (t.teacherModelId() != null) {
@@ -72,9 +81,35 @@ final class TrainingChecks {
           ModelEntity m = find(() -> models.get(t.studentModelId()), at + ".student.modelId", "model",
               t.studentModelId(), errors);
           ModelSummary student = m == null ? null : onnxSummary(m, at + ".student.modelId", errors);
+          if (student != null) {
+            unsupported(m, at + ".student.modelId", errors);
+          }
           if (student != null && teacher != null) {
             agree(teacher, student, at + ".student.modelId", "the teacher", "the student", errors);
           }
+        }
+      }
+    }
+  }
+
+  /** Operators the trainer cannot translate, as one error naming each with its nodes. */
+  private void unsupported(ModelEntity m, String field, List<ApiProblem.FieldError> errors) {
+    Path dir = null;
+    try {
+      dir = Files.createTempDirectory("training-check-");
+      List<String> ops = OnnxTranslator.unsupported(OnnxModels.read(models.localCopy(m, dir)));
+      if (!ops.isEmpty()) {
+        errors.add(new ApiProblem.FieldError(field, "model " + m.getId() + " cannot be trained: "
+            + String.join("; ", ops)));
+      }
+    } catch (IOException | FormatException e) {
+      errors.add(new ApiProblem.FieldError(field, "model " + m.getId() + " cannot be read: " + e.getMessage()));
+    } finally {
+      if (dir != null) {
+        try (var files = Files.walk(dir)) {
+          files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        } catch (IOException ignored) {
+          // a temp directory left behind is harmless
         }
       }
     }
