@@ -97,10 +97,10 @@ final class TrainingChecks {
     Path dir = null;
     try {
       dir = Files.createTempDirectory("training-check-");
-      List<String> ops = OnnxTranslator.unsupported(OnnxModels.read(models.localCopy(m, dir)));
+      var ops = OnnxTranslator.unsupported(OnnxModels.read(models.localCopy(m, dir)));
       if (!ops.isEmpty()) {
         errors.add(new ApiProblem.FieldError(field, "model " + m.getId() + " cannot be trained: "
-            + String.join("; ", ops)));
+            + OnnxTranslator.describe(ops)));
       }
     } catch (IOException | FormatException e) {
       errors.add(new ApiProblem.FieldError(field, "model " + m.getId() + " cannot be read: " + e.getMessage()));

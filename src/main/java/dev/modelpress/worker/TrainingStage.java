@@ -116,7 +116,7 @@ final class TrainingStage implements TrainingRunner {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (FormatException | EvaluationException e) {
-      throw new CompressionException("step " + index + " (" + spec.type() + "): " + e.getMessage(), e);
+      throw new CompressionException("step " + index + " (" + spec.type() + "): " + e.getMessage());
     }
   }
 
@@ -154,9 +154,9 @@ final class TrainingStage implements TrainingRunner {
         teacherSource = labels ? "the dataset's labels" : "the job's input model";
       }
     }
-    List<String> unsupported = OnnxTranslator.unsupported(student);
+    var unsupported = OnnxTranslator.unsupported(student);
     if (!unsupported.isEmpty()) {
-      throw new CompressionException(at + ": the student cannot be trained: " + String.join("; ", unsupported));
+      throw new CompressionException(at + ": the student cannot be trained: " + OnnxTranslator.describe(unsupported));
     }
 
     // ---- data ----
