@@ -285,6 +285,14 @@ public final class SpecValidator {
     }
     int bits = c.weights().bits();
     CalibratedQuantizeSpec.Activations a = c.activations();
+    if (c.weights().granularity() == QuantizeSpec.Granularity.GROUP) {
+      // Grouped weights: GPTQ only, written by the weight-only encoder (its checks apply).
+      if (a != null || c.target() != null || c.sensitivity() || c.method() != CalibratedQuantizeSpec.Method.GPTQ) {
+        out.add(new Violation(at + ".weights.granularity", "group applies to weight-only round-to-nearest and to method "
+            + "gptq; static activations, sensitivity and mixed precision use channel or tensor weights"));
+      }
+      validateQuantize(c.weights(), at, model.opsets().getOrDefault("", 0L), out);
+    }
     if (a != null) {
       if (bits != 8) {
         out.add(new Violation(at + ".weights.bits", "static quantization uses 8-bit weights (got " + bits + ")"));

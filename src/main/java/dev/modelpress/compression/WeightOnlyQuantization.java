@@ -45,6 +45,15 @@ final class WeightOnlyQuantization {
     void at(int item, int items, String message);
   }
 
+  /**
+   * How a tensor's codes are chosen on its grid and layout: round-to-nearest by default; GPTQ
+   * supplies its own codes through the same encoder ({@link CalibratedQuantization}).
+   */
+  @FunctionalInterface
+  interface Rounding {
+    LinearQuantizer.Result round(TensorInfo info, float[] w, QuantLayout layout, QuantScheme scheme);
+  }
+
   private WeightOnlyQuantization() {}
 
   /** The grid a spec asks for. */
@@ -60,6 +69,14 @@ final class WeightOnlyQuantization {
 
   static ModelProto apply(ModelProto model, List<TensorInfo> selected, QuantizeSpec spec, Tick tick,
       List<TensorReport> reports) {
+    boolean mse = spec.range() == QuantizeSpec.RangeMethod.MSE;
+    return apply(model, selected, spec, tick, reports, (info, w, layout, scheme) ->
+        LinearQuantizer.quantize(w, layout, scheme, mse));
+  }
+
+  /** As {@link #apply(ModelProto, List, QuantizeSpec, Tick, List)}, with the codes chosen by {@code rounding}. */
+  static ModelProto apply(ModelProto model, List<TensorInfo> selected, QuantizeSpec spec, Tick tick,
+      List<TensorReport> reports, Rounding rounding) {
     GraphProto graph = model.getGraph();
     long opset = OnnxModels.defaultOpset(model);
     WeightAxes axes = WeightAxes.of(graph);
@@ -102,15 +119,21 @@ final class WeightOnlyQuantization {
       } else {
         QuantScheme scheme = scheme(spec);
         QuantLayout layout = layout(info, dims, spec, axes);
-        boolean mse = spec.range() == QuantizeSpec.RangeMethod.MSE;
-        LinearQuantizer.Result q = LinearQuantizer.quantize(w, layout, scheme, mse);
+        LinearQuantizer.Result q = rounding.round(info, w, layout, scheme);
         float[] decoded = LinearQuantizer.dequantize(q, layout, scheme);
         for (int i = 0; i < w.length; i++) {
           stats.add(w[i], decoded[i]);
         }
-        emitted = encode(encoder, info.name(), layout, scheme, q, spec, axes, opset);
+        // A FLOAT16 weight is quantized from its half values and decoded back to FLOAT16 by a
+        // Cast, so the graph's types stay as they were; MatMulNBits (float scales) is not used.
+        boolean half = original.getDataType() == TensorProto.DataType.FLOAT16_VALUE;
+        emitted = encode(encoder, info.name(), layout, scheme, q, spec, axes, opset, half);
+        if (half) {
+          emitted = encoder.toHalf(info.name(), emitted);
+        }
         String range = scheme.kind() == QuantScheme.Kind.BINARY ? "closed-form" : spec.range().name().toLowerCase(Locale.ROOT);
-        report = report(info, w.length, emitted, stats, spec.bits(), spec.granularity().name(),
+        report = report(info, w.length, (half ? 2L : 4L) * w.length, emitted, stats, spec.bits(),
+            spec.granularity().name(),
             spec.granularity() == Granularity.GROUP ? spec.groupSize() : null, scheme.label(), range,
             Double.isNaN(q.clipRatio()) ? null : q.clipRatio());
       }
@@ -169,8 +192,8 @@ final class WeightOnlyQuantization {
   }
 
   private static WeightEncoder.Emitted encode(WeightEncoder encoder, String name, QuantLayout layout,
-      QuantScheme scheme, LinearQuantizer.Result q, QuantizeSpec spec, WeightAxes axes, long opset) {
-    boolean nbits = spec.format() != QuantizeSpec.Format.QDQ && WeightEncoder.matMulNBitsFits(scheme, layout)
+      QuantScheme scheme, LinearQuantizer.Result q, QuantizeSpec spec, WeightAxes axes, long opset, boolean half) {
+    boolean nbits = !half && spec.format() != QuantizeSpec.Format.QDQ && WeightEncoder.matMulNBitsFits(scheme, layout)
         && axes.onlyMatMulWeight(name);
     boolean dq = encoder.dequantizeLinearFits(scheme, layout);
     if (nbits && (spec.format() == QuantizeSpec.Format.MATMULNBITS || !dq || AUTO_PREFERS_MATMULNBITS)) {
@@ -189,7 +212,14 @@ final class WeightOnlyQuantization {
 
   private static TensorReport report(TensorInfo info, int parameters, WeightEncoder.Emitted emitted, ErrorStats stats,
       int bits, String granularity, Integer groupSize, String scheme, String range, Double clipRatio) {
-    return new TensorReport(info.name(), info.shape(), parameters, 4L * parameters, emitted.bytes(),
+    return report(info, parameters, 4L * parameters, emitted, stats, bits, granularity, groupSize, scheme, range,
+        clipRatio);
+  }
+
+  private static TensorReport report(TensorInfo info, int parameters, long bytesBefore, WeightEncoder.Emitted emitted,
+      ErrorStats stats, int bits, String granularity, Integer groupSize, String scheme, String range,
+      Double clipRatio) {
+    return new TensorReport(info.name(), info.shape(), parameters, bytesBefore, emitted.bytes(),
         stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), bits, granularity, groupSize,
         scheme, range, clipRatio, emitted.encoding().label(), 8.0 * emitted.bytes() / Math.max(1, parameters));
   }
