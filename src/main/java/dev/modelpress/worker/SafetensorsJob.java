@@ -6,6 +6,7 @@ import dev.modelpress.compression.SafetensorsPipeline;
 import dev.modelpress.compression.StepSpec;
 import dev.modelpress.compression.TensorReport;
 import dev.modelpress.format.FormatException;
+import dev.modelpress.format.safetensors.SafetensorsShards;
 import dev.modelpress.job.JobEntity;
 import dev.modelpress.job.JobQueue;
 import dev.modelpress.job.JobService;
@@ -24,12 +25,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
+import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /**
  * Runs a job on a safetensors checkpoint: {@link SafetensorsPipeline} file to file (tensors one at a
  * time from the memory mapping, streamed into the output), then the artifacts {@code
- * model.safetensors}, {@code quantization_config.json} (when a step quantized: the {@code
+ * model.safetensors} (or, for a sharded checkpoint uploaded as an archive, one output shard per input
+ * shard under the same names, a new {@code model.safetensors.index.json}, and the archive's {@code
+ * config.json} with the {@code quantization_config} merged in), {@code quantization_config.json} (when a step quantized: the {@code
  * quantization_config} to merge into the model's {@code config.json}, where Hugging Face loaders and
  * vLLM look for it) and {@code report.json} with per-tensor figures. There is no graph, so there is
  * no ONNX Runtime evaluation.
@@ -59,18 +64,52 @@ final class SafetensorsJob {
       Path original, Path work, List<String> storedKeys, ProgressFormat progress) throws IOException, FormatException {
     Instant started = clock.instant();
     String type = steps.stream().map(StepSpec::type).collect(Collectors.joining("+"));
-    Path out = work.resolve("model.safetensors");
+    Path outDir = Files.createDirectories(work.resolve("out"));
+    // A .zip/.tar model is a sharded checkpoint: validated again as it is extracted, then shard by shard.
+    SafetensorsShards.Checkpoint sharded = SafetensorsShards.archiveKind(original) == null ? null
+        : SafetensorsShards.extract(original, work.resolve("in"), SafetensorsShards.Limits.DEFAULT);
+    List<Path> inputs = sharded == null ? List.of(original) : sharded.shards();
+    List<Path> outputs = sharded == null ? List.of(outDir.resolve("model.safetensors"))
+        : inputs.stream().map(p -> outDir.resolve(p.getFileName().toString())).toList();
     exec.step(0, type);
-    SafetensorsPipeline.Result result = SafetensorsPipeline.run(original, out, steps,
+    SafetensorsPipeline.Result result = SafetensorsPipeline.run(inputs, outputs, steps,
         (step, total, stepType, item, items, message) -> {
           exec.progress(progress.format(1, 1, type, item, items, message));
           exec.checkpoint();
         });
     exec.endStep();
     Instant compressed = clock.instant();
-
-    long bytesBefore = Files.size(original);
-    long bytesAfter = Files.size(out);
+    List<Path> extra = new ArrayList<>();
+    if (sharded != null) {
+      Map<String, String> weightMap = new LinkedHashMap<>();
+      long total = 0;
+      for (SafetensorsPipeline.Output o : result.outputs()) {
+        o.tensors().forEach(t -> weightMap.put(t, o.file().getFileName().toString()));
+        total += o.dataBytes();
+      }
+      Path index = outDir.resolve(SafetensorsShards.INDEX);
+      SafetensorsShards.writeIndex(index, weightMap, total);
+      extra.add(index);
+      if (sharded.config() != null) {
+        // The checkpoint's own config.json, with the quantization_config loaders look for merged in.
+        JsonNode config = json.readTree(sharded.config().toFile());
+        if (config instanceof ObjectNode object && result.quantizationConfig() != null) {
+          object.set("quantization_config", json.readTree(result.quantizationConfig()));
+        }
+        Path merged = outDir.resolve("config.json");
+        json.writerWithDefaultPrettyPrinter().writeValue(merged.toFile(), config);
+        extra.add(merged);
+      }
+    }
+    Path out = outputs.getFirst();
+    long bytesBefore = 0;
+    for (Path p : inputs) {
+      bytesBefore += Files.size(p);
+    }
+    long bytesAfter = 0;
+    for (Path p : outputs) {
+      bytesAfter += Files.size(p);
+    }
     ReportSummary summary = summary(result, bytesBefore, bytesAfter, model.getParameterCount());
     Map<String, Object> report = new LinkedHashMap<>();
     report.put("job", job.getId());
@@ -95,15 +134,29 @@ final class SafetensorsJob {
         "model", ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()),
         "specSha256", Provenance.sha256(specJson), "spec", json.readTree(specJson)));
     provenance.put("reproduce", ReportSections.ordered("modelId", model.getId(), "steps", spec.steps()));
-    provenance.put("output", ReportSections.ordered("name", "model.safetensors", "bytes", bytesAfter,
-        "sha256", Provenance.sha256(out)));
+    if (sharded == null) {
+      provenance.put("output", ReportSections.ordered("name", "model.safetensors", "bytes", bytesAfter,
+          "sha256", Provenance.sha256(out)));
+    } else {
+      List<Object> files = new ArrayList<>();
+      for (Path p : outputs) {
+        files.add(ReportSections.ordered("name", p.getFileName().toString(), "bytes", Files.size(p),
+            "sha256", Provenance.sha256(p)));
+      }
+      provenance.put("outputs", files);
+    }
     report.put("provenance", provenance);
     Path reportFile = work.resolve("report.json");
     json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
 
     String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
-    artifacts.add(put(prefix, out, "model.safetensors", "application/octet-stream", storedKeys));
+    for (Path p : outputs) {
+      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/octet-stream", storedKeys));
+    }
+    for (Path p : extra) {
+      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/json", storedKeys));
+    }
     if (result.quantizationConfig() != null) {
       Path config = work.resolve("quantization_config.json");
       json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(),

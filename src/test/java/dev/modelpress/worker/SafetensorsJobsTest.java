@@ -7,6 +7,7 @@ import dev.modelpress.format.safetensors.SafetensorsDtype;
 import dev.modelpress.format.safetensors.SafetensorsFile;
 import dev.modelpress.format.safetensors.SafetensorsWriter;
 import dev.modelpress.testing.Api;
+import dev.modelpress.testing.Archives;
 import dev.modelpress.testing.OnnxGraphBuilder;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -34,7 +35,8 @@ import tools.jackson.databind.json.JsonMapper;
  * header is checked against the compressed-tensors convention.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
-    properties = {"modelpress.worker.enabled=true", "modelpress.worker.poll-interval=500ms"})
+    properties = {"modelpress.worker.enabled=true", "modelpress.worker.poll-interval=500ms",
+        "modelpress.models.archive-max-entries=50"})
 @ActiveProfiles("test")
 class SafetensorsJobsTest {
 
@@ -236,6 +238,113 @@ class SafetensorsJobsTest {
     Api.Response bits = submit(modelId, "{\"type\":\"quantize\",\"weights\":{\"bits\":2}}");
     assertThat(bits.status()).as(bits.body()).isEqualTo(501);
     assertThat(bits.json().get("detail").asString()).startsWith("steps[0].weights.bits:");
+  }
+
+  /** Shard 1: embeddings, norm and attention; shard 2: the MLP, final norm and lm_head. */
+  private Path shardedArchive(Map<String, float[]> tensors, boolean zip) throws IOException {
+    Map<String, float[]> first = new LinkedHashMap<>();
+    Map<String, float[]> second = new LinkedHashMap<>();
+    tensors.forEach((n, v) -> (n.contains("mlp") || n.contains("model.norm") || n.startsWith("lm_head")
+        ? second : first).put(n, v));
+    String s1 = "model-00001-of-00002.safetensors";
+    String s2 = "model-00002-of-00002.safetensors";
+    Path a = write(tmp.resolve(s1), first, SafetensorsDtype.F32);
+    Path b = write(tmp.resolve(s2), second, SafetensorsDtype.F32);
+    Map<String, String> weightMap = new LinkedHashMap<>();
+    first.keySet().forEach(n -> weightMap.put(n, s1));
+    second.keySet().forEach(n -> weightMap.put(n, s2));
+    long total = tensors.values().stream().mapToLong(v -> 4L * v.length).sum();
+    byte[] index = JSON.writeValueAsBytes(Map.of("metadata", Map.of("total_size", total), "weight_map", weightMap));
+    List<Archives.Entry> entries = List.of(
+        Archives.Entry.file("tiny-llama/model.safetensors.index.json", index),
+        Archives.Entry.file("tiny-llama/" + s1, a), Archives.Entry.file("tiny-llama/" + s2, b),
+        Archives.Entry.file("tiny-llama/config.json",
+            "{\"model_type\":\"llama\",\"hidden_size\":64}".getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    return zip ? Archives.zip(tmp.resolve("tiny-llama.zip"), entries) : Archives.tar(tmp.resolve("tiny-llama.tar"), entries);
+  }
+
+  @Test
+  void shardedCheckpointJobWritesOneOutputShardPerInputShardAndANewIndex() throws Exception {
+    Map<String, float[]> tensors = llamaTensors();
+    Api.Response up = api.postFile("/v1/models", shardedArchive(tensors, true));
+    assertThat(up.status()).as(up.body()).isEqualTo(201);
+    assertThat(up.json().get("format").asString()).isEqualTo("safetensors");
+    assertThat(up.json().get("tensorCount").asInt()).isEqualTo(tensors.size());
+    long params = tensors.values().stream().mapToLong(v -> v.length).sum();
+    assertThat(up.json().get("parameterCount").asLong()).isEqualTo(params);
+    String modelId = up.json().get("id").asString();
+    assertThat(api.get("/v1/models/" + modelId + "/tensors").json().findValuesAsString("name"))
+        .containsExactlyInAnyOrderElementsOf(tensors.keySet());
+
+    JsonNode job = run("""
+        {"modelId":"%s","steps":[{"type":"prune","sparsity":0.5},{"type":"quantize"}]}""".formatted(modelId));
+    assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
+    String id = job.get("id").asString();
+    assertThat(artifactNames(id)).containsExactly("config.json", "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors", "model.safetensors.index.json", "quantization_config.json", "report.json");
+
+    JsonNode index = JSON.readTree(Files.readString(download(id, "model.safetensors.index.json")));
+    long dataBytes = 0;
+    int mapped = 0;
+    for (String shard : List.of("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")) {
+      Path file = download(id, shard);
+      try (SafetensorsFile q = SafetensorsFile.open(file)) {
+        for (SafetensorsFile.Entry e : q.entries()) {
+          assertThat(index.get("weight_map").get(e.name()).asString()).as(e.name()).isEqualTo(shard);
+          dataBytes += e.byteLength();
+          mapped++;
+        }
+        for (String p : LINEAR.keySet()) {
+          if (q.entries().stream().anyMatch(e -> e.name().equals(p + ".weight_packed"))) {
+            float[] expected = prunedHalf(tensors.get(p + ".weight"));
+            Decoded d = decode(q, p, 8, 0);
+            for (int i = 0; i < expected.length; i++) {
+              assertThat(Math.abs(d.values()[i] - expected[i])).isLessThanOrEqualTo(d.scale()[i] / 2 * 1.0001f);
+            }
+          }
+        }
+      }
+    }
+    // Each of the 4 Linear weights became weight_packed + weight_scale + weight_shape.
+    assertThat(mapped).isEqualTo(tensors.size() + 4 * 2).isEqualTo(index.get("weight_map").size());
+    assertThat(index.get("metadata").get("total_size").asLong()).isEqualTo(dataBytes);
+    JsonNode config = JSON.readTree(Files.readString(download(id, "config.json")));
+    assertThat(config.get("model_type").asString()).isEqualTo("llama");
+    assertThat(config.get("hidden_size").asInt()).isEqualTo(64);
+    assertConfig(config.get("quantization_config"), 8, "channel", null);
+  }
+
+  @Test
+  void hostileArchivesAre422AndLeaveNothingBehind() throws Exception {
+    long models = api.get("/v1/models?size=100").json().get("total").asLong();
+    byte[] shard = Files.readAllBytes(write(tmp.resolve("one.safetensors"), Map.of("model.norm.weight", new float[64]),
+        SafetensorsDtype.F32));
+    List<Archives.Entry> many = new ArrayList<>();
+    for (int i = 0; i < 51; i++) {
+      many.add(Archives.Entry.file("notes-" + i + ".txt", new byte[1]));
+    }
+    Map<String, List<Archives.Entry>> cases = new LinkedHashMap<>();
+    cases.put("archive entry '../model.safetensors' has an unsafe path",
+        List.of(Archives.Entry.file("../model.safetensors", shard)));
+    cases.put("tar entry 'model.safetensors' is a symbolic link",
+        List.of(Archives.Entry.symlink("model.safetensors", "/etc/passwd")));
+    cases.put("the archive has more than 50 entries", many);
+    cases.put("shard 'model-00002-of-00002.safetensors' named by model.safetensors.index.json for tensor 'x' is not in "
+        + "the archive", List.of(Archives.Entry.file("model.safetensors.index.json",
+            "{\"weight_map\":{\"model.norm.weight\":\"a.safetensors\",\"x\":\"model-00002-of-00002.safetensors\"}}"
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8)), Archives.Entry.file("a.safetensors", shard)));
+    for (Map.Entry<String, List<Archives.Entry>> c : cases.entrySet()) {
+      Api.Response r = api.postFile("/v1/models", Archives.tar(tmp.resolve("bad-" + System.nanoTime() + ".tar"),
+          c.getValue()));
+      assertThat(r.status()).as(r.body()).isEqualTo(422);
+      assertThat(r.problemType()).isEqualTo(PROBLEMS + "invalid-model");
+      assertThat(r.json().get("detail").asString()).startsWith("sharded safetensors archive: " + c.getKey());
+    }
+    assertThat(api.get("/v1/models?size=100").json().get("total").asLong()).isEqualTo(models);
+    // No scratch directory survives a refusal.
+    try (var files = Files.walk(Path.of("target/test-data"))) {
+      assertThat(files.filter(f -> f.getFileName().toString().startsWith("safetensors-shards-"))).isEmpty();
+    }
   }
 
   // ---- decoding, independent of the pipeline: the compressed-tensors convention ----
