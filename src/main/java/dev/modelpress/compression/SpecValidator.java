@@ -108,7 +108,8 @@ public final class SpecValidator {
   }
   // ---- w3-wanda (end) ----
 
-  private static void validatePrune(PruneSpec p, String at, List<Violation> out) {
+  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  static void validatePrune(PruneSpec p, String at, List<Violation> out) {
     // ---- w2-prune: N:M and structured (begin) ----
     switch (p.method()) {
       case PruneSpec.MAGNITUDE -> {}
@@ -221,7 +222,8 @@ public final class SpecValidator {
 
   // ---- weight-only quantization schemes (bits, grid, granularity, group, dtype, format) ----
 
-  private static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
+  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
     String w = at + ".weights";
     if (!q.isInteger()) {
       if (q.bits() != 16) {

@@ -45,6 +45,9 @@ public class ModelService {
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
   private final StorageQuota quota;
+  /** Caps on sharded-checkpoint archives (w4-st), set from configuration below. */
+  private dev.modelpress.format.safetensors.SafetensorsShards.Limits archiveLimits =
+      dev.modelpress.format.safetensors.SafetensorsShards.Limits.DEFAULT;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
       TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota) {
@@ -65,9 +68,14 @@ public class ModelService {
     }
     String owner = Owners.current();
     quota.check(owner, upload.size());
-    ModelSummary summary = ModelInspector.inspect(upload.file(), declaredFormat, fileName);
+    // ---- w4-st (begin): a .zip/.tar upload is a sharded safetensors checkpoint (index + shards) ----
+    String archive = "onnx".equals(declaredFormat) ? null
+        : dev.modelpress.format.safetensors.SafetensorsShards.archiveKind(upload.file());
+    ModelSummary summary = archive != null ? SafetensorsShardUpload.inspect(upload.file(), archiveLimits)
+        : ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
-    String key = "models/" + id + "/model." + summary.format();
+    String key = "models/" + id + "/model." + summary.format() + (archive == null ? "" : "." + archive);
+    // ---- w4-st (end) ----
     StoredObject stored = store.put(key, upload.file());
     try {
       ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
@@ -84,6 +92,19 @@ public class ModelService {
       throw e;
     }
   }
+
+  // ---- w4-st (begin): caps on sharded-checkpoint archives, docs/safetensors.md ----
+  @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-entries:10000}")
+  void archiveMaxEntries(int entries) {
+    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(entries, archiveLimits.maxBytes());
+  }
+
+  @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-bytes:1TB}")
+  void archiveMaxBytes(org.springframework.util.unit.DataSize bytes) {
+    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(archiveLimits.maxEntries(),
+        bytes.toBytes());
+  }
+  // ---- w4-st (end) ----
 
   public ModelEntity get(UUID id) {
     return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));

@@ -170,6 +170,13 @@ class JobRunner {
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
     Path originalFile = models.localCopy(model, work);
+    // ---- w4-st (begin): safetensors checkpoints run file to file in SafetensorsJob ----
+    if ("safetensors".equals(model.getFormat())) {
+      SafetensorsJob.Done done = new SafetensorsJob(store, json, clock)
+          .run(job, exec, spec, steps, model, originalFile, work, storedKeys, this::progress);
+      return new Outcome(done.summary(), progress(1, 1, "done", 1, 1, "finished"), done.artifacts());
+    }
+    // ---- w4-st (end) ----
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
     // ---- w3-search (begin) ----
