@@ -73,6 +73,12 @@ public final class ExternalDataQuantizer {
         if (why != null) {
           throw new CompressionException("step 0: " + why);
         }
+        if (!t.mainGraphInitializer()) {
+          // Streaming rewrites main-graph initializers only; skipping the rest silently would leave
+          // part of the selection in float.
+          throw new CompressionException("step 0: tensor '" + t.name() + "' (" + t.location() + ") is not a main-graph "
+              + "initializer; streaming quantization of external-data models rewrites initializers only (exclude it)");
+        }
       }
       boolean perChannel = spec.granularity() == QuantizeSpec.Granularity.CHANNEL;
       long opset = OnnxModels.defaultOpset(model);

@@ -62,7 +62,7 @@ public final class SpecValidator {
       }
       quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec;
       shared |= step instanceof ShareSpec;
-      validateSelection(step, at, model.tensors(), violations);
+      validateSelection(step, at, TensorSelector.reachable(step, model.tensors()), violations);
     }
     return violations;
   }

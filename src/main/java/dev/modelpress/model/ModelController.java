@@ -73,7 +73,7 @@ class ModelController implements ModelsApi {
   @Override
   public ResponseEntity<List<Tensor>> listModelTensors(UUID modelId) {
     return ResponseEntity.ok(service.tensors(service.get(modelId)).stream()
-        .map(t -> new Tensor(t.name(), t.dtype(), t.shape(), t.consumers()))
+        .map(t -> new Tensor(t.name(), t.dtype(), t.shape(), t.consumers()).location(t.location()))
         .toList());
   }
 
