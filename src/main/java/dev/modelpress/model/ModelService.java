@@ -3,6 +3,7 @@ package dev.modelpress.model;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.ValueInfo;
+import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.storage.ArtifactStore;
 import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
@@ -45,9 +46,11 @@ public class ModelService {
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
   private final StorageQuota quota;
+  private final UploadSpool spool;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
-      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota) {
+      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota, UploadSpool spool) {
+    this.spool = spool;
     this.models = models;
     this.store = store;
     this.json = json;
@@ -65,9 +68,15 @@ public class ModelService {
     }
     String owner = Owners.current();
     quota.check(owner, upload.size());
-    ModelSummary summary = ModelInspector.inspect(upload.file(), declaredFormat, fileName);
+    // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
+    OnnxArchive.Kind archive = declaredFormat == null || declaredFormat.equals("onnx")
+        ? OnnxArchive.detect(upload.file()) : null;
+    ModelSummary summary = archive != null ? ModelArchives.inspect(upload.file(), spool.dir(), limits())
+        : ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
-    String key = "models/" + id + "/model." + summary.format();
+    // The archive is stored as uploaded (model.onnx.zip / model.onnx.tar); workers unpack it again.
+    String key = "models/" + id + "/model." + summary.format() + (archive == null ? "" : "." + archive.extension());
+    // ---- w4-qgraph (end) ----
     StoredObject stored = store.put(key, upload.file());
     try {
       ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
@@ -84,6 +93,19 @@ public class ModelService {
       throw e;
     }
   }
+
+  // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
+  /** What an archive may unpack to: the upload limit (at most 100× the archive's own size). */
+  public OnnxArchive.Limits limits() {
+    return OnnxArchive.Limits.of(spool.maxBytes());
+  }
+
+  /** Whether the model was uploaded as an archive of an ONNX file plus its external data files. */
+  public static boolean isArchive(ModelEntity model) {
+    String key = model.getStorageKey();
+    return key.endsWith(".onnx.zip") || key.endsWith(".onnx.tar");
+  }
+  // ---- w4-qgraph (end) ----
 
   public ModelEntity get(UUID id) {
     return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));
