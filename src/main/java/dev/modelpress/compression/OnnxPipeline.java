@@ -113,7 +113,7 @@ public final class OnnxPipeline {
   }
 
   private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
-    List<TensorInfo> tensors = OnnxModels.summarize(model).tensors();
+    List<TensorInfo> tensors = TensorSelector.reachable(step, OnnxModels.weights(model));
     List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
         ? PruningSteps.selectForPrune(model, tensors, step.include(), step.exclude())
         : TensorSelector.select(tensors, step.include(), step.exclude());

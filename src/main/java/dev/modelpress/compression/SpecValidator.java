@@ -64,7 +64,7 @@ public final class SpecValidator {
       quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec
           || step instanceof TrainSpec t && t.kind() == TrainSpec.Kind.QAT;
       shared |= step instanceof ShareSpec;
-      validateSelection(step, at, model.tensors(), violations);
+      validateSelection(step, at, TensorSelector.reachable(step, model.tensors()), violations);
     }
     return violations;
   }

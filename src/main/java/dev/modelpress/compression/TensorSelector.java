@@ -58,6 +58,18 @@ public final class TensorSelector {
     return selected;
   }
 
+  /**
+   * The part of the catalogue a step can rewrite: the weight-only {@code quantize} step rewrites
+   * every tensor (main-graph initializers, {@code Constant} values, subgraph weights); the other
+   * steps rewrite main-graph initializers only, so they never see the rest.
+   */
+  public static List<TensorInfo> reachable(StepSpec step, List<TensorInfo> tensors) {
+    if (step instanceof QuantizeSpec) {
+      return tensors;
+    }
+    return tensors.stream().filter(TensorInfo::mainGraphInitializer).toList();
+  }
+
   /** Floating-point tensors are the only ones a step can select. */
   public static boolean isCandidate(TensorInfo t) {
     return OnnxTensors.isFloatingPoint(t.dtype());

@@ -84,6 +84,17 @@ public class JobService {
           "compression of " + model.getFormat() + " models is not built yet; ONNX models are supported");
     }
     ModelSummary summary = models.fullSummary(model);
+    // ---- w4-qgraph: external-data models run the streaming quantizer only (begin) ----
+    if (ModelService.isArchive(model)) {
+      boolean search = steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType());
+      String why = search ? "a search over a model with external data is not built yet"
+          : dev.modelpress.compression.ExternalDataQuantizer.unsupported(specs,
+              request.getCalibrationDatasetId() != null || request.getEvaluationDatasetId() != null);
+      if (why != null) {
+        throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED, why);
+      }
+    }
+    // ---- w4-qgraph (end) ----
     List<ApiProblem.FieldError> errors = new ArrayList<>();
     // ---- w4-st (begin): safetensors checkpoints follow SafetensorsPipeline's rules ----
     if (safetensors) {

@@ -3,6 +3,7 @@ package dev.modelpress.model;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.ValueInfo;
+import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.storage.ArtifactStore;
 import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
@@ -48,9 +49,11 @@ public class ModelService {
   /** Caps on sharded-checkpoint archives (w4-st), set from configuration below. */
   private dev.modelpress.format.safetensors.SafetensorsShards.Limits archiveLimits =
       dev.modelpress.format.safetensors.SafetensorsShards.Limits.DEFAULT;
+  private final UploadSpool spool;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
-      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota) {
+      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota, UploadSpool spool) {
+    this.spool = spool;
     this.models = models;
     this.store = store;
     this.json = json;
@@ -68,14 +71,26 @@ public class ModelService {
     }
     String owner = Owners.current();
     quota.check(owner, upload.size());
-    // ---- w4-st (begin): a .zip/.tar upload is a sharded safetensors checkpoint (index + shards) ----
-    String archive = "onnx".equals(declaredFormat) ? null
+    // ---- w4-st + w4-qgraph (begin): a .zip/.tar upload is an ONNX model with external data when it
+    // holds an .onnx file, else a sharded safetensors checkpoint (index + shards) ----
+    String stArchive = "onnx".equals(declaredFormat) ? null
         : dev.modelpress.format.safetensors.SafetensorsShards.archiveKind(upload.file());
-    ModelSummary summary = archive != null ? SafetensorsShardUpload.inspect(upload.file(), archiveLimits)
+    OnnxArchive.Kind archive = declaredFormat == null || declaredFormat.equals("onnx")
+        ? OnnxArchive.detect(upload.file()) : null;
+    if (archive != null && stArchive != null && !"onnx".equals(declaredFormat)
+        && !ArchiveRouting.holdsOnnx(upload.file())) {
+      archive = null;
+    } else if (archive != null) {
+      stArchive = null;
+    }
+    ModelSummary summary = archive != null ? ModelArchives.inspect(upload.file(), spool.dir(), limits())
+        : stArchive != null ? SafetensorsShardUpload.inspect(upload.file(), archiveLimits)
         : ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
-    String key = "models/" + id + "/model." + summary.format() + (archive == null ? "" : "." + archive);
-    // ---- w4-st (end) ----
+    // Archives are stored as uploaded (model.onnx.zip, model.safetensors.tar, ...); workers unpack them again.
+    String key = "models/" + id + "/model." + summary.format()
+        + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive : "");
+    // ---- w4-st + w4-qgraph (end) ----
     StoredObject stored = store.put(key, upload.file());
     try {
       ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
@@ -105,6 +120,19 @@ public class ModelService {
         bytes.toBytes());
   }
   // ---- w4-st (end) ----
+
+  // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
+  /** What an archive may unpack to: the upload limit (at most 100× the archive's own size). */
+  public OnnxArchive.Limits limits() {
+    return OnnxArchive.Limits.of(spool.maxBytes());
+  }
+
+  /** Whether the model was uploaded as an archive of an ONNX file plus its external data files. */
+  public static boolean isArchive(ModelEntity model) {
+    String key = model.getStorageKey();
+    return key.endsWith(".onnx.zip") || key.endsWith(".onnx.tar");
+  }
+  // ---- w4-qgraph (end) ----
 
   public ModelEntity get(UUID id) {
     return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));

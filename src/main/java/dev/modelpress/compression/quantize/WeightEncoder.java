@@ -73,9 +73,17 @@ public final class WeightEncoder {
   private final long opset;
   private final Set<String> names = new HashSet<>();
 
-  /** An encoder for weights of {@code graph}, whose ai.onnx opset is {@code opset}. */
+  /**
+   * An encoder for weights of {@code graph} and its subgraphs, whose ai.onnx opset is {@code
+   * opset}: fresh names avoid every name used anywhere in the graph, subgraphs included, so a
+   * decoder may be placed in any scope.
+   */
   public WeightEncoder(GraphProto graph, long opset) {
     this.opset = opset;
+    collectNames(graph);
+  }
+
+  private void collectNames(GraphProto graph) {
     for (TensorProto t : graph.getInitializerList()) {
       names.add(t.getName());
     }
@@ -89,6 +97,14 @@ public final class WeightEncoder {
       names.addAll(n.getInputList());
       names.addAll(n.getOutputList());
       names.add(n.getName());
+      for (AttributeProto a : n.getAttributeList()) {
+        if (a.hasG()) {
+          collectNames(a.getG());
+        }
+        for (GraphProto g : a.getGraphsList()) {
+          collectNames(g);
+        }
+      }
     }
   }
 
