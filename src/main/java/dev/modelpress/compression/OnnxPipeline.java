@@ -58,7 +58,7 @@ public final class OnnxPipeline {
               java.util.Map.of("n", p.n(), "m", p.m()));
         }
         case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) -> {
-          PruningSteps.Structured s = PruningSteps.structured(current, selected, p, run::at);
+          PruningSteps.Structured s = PruningSteps.structured(current, selected, p, context, run::at);
           current = s.model();
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }

@@ -65,6 +65,40 @@ final class StructuredPruner {
 
   private StructuredPruner() {}
 
+  /**
+   * Chooses which output channels of one layer go. Returns the removed flags (length
+   * {@code count}), or {@code null} when this layer loses none.
+   */
+  @FunctionalInterface
+  interface ChannelChoice {
+    boolean[] removed(String weight, float[] values, List<Long> dims, int outAxis, int count);
+  }
+
+  /** The spec's fraction of channels, lowest {@code scores} first (ties remove the later channel). */
+  static boolean[] lowest(double[] scores, double sparsity) {
+    int count = scores.length;
+    int remove = (int) Math.min(count - 1L, (long) Math.floor(sparsity * count + 1e-9));
+    if (remove <= 0) {
+      return null;
+    }
+    Integer[] order = new Integer[count];
+    for (int i = 0; i < count; i++) {
+      order[i] = i;
+    }
+    // Lowest score first; ties remove the later channel, so the result does not depend on sort order.
+    Arrays.sort(order, (a, b) -> scores[a] != scores[b] ? Double.compare(scores[a], scores[b]) : Integer.compare(b, a));
+    boolean[] removed = new boolean[count];
+    for (int i = 0; i < remove; i++) {
+      removed[order[i]] = true;
+    }
+    return removed;
+  }
+
+  /** The weight-norm choice: the spec's L1 or L2 criterion. */
+  static ChannelChoice byNorm(PruneSpec spec) {
+    return (weight, values, dims, outAxis, count) -> lowest(norms(values, dims, outAxis, spec.criterion()), spec.sparsity());
+  }
+
   /** Whether this node is a layer structured pruning can shrink for the target. */
   static boolean isCandidate(NodeProto node, PruneSpec.Target target) {
     boolean conv = node.getOpType().equals("Conv");
@@ -86,6 +120,12 @@ final class StructuredPruner {
    */
   static Outcome prune(GraphProto graph, PruneSpec spec, Set<String> selectedWeights, boolean explicit,
       java.util.function.BiConsumer<Integer, Integer> progress) {
+    return prune(graph, spec, selectedWeights, explicit, byNorm(spec), progress);
+  }
+
+  /** As above, with the channels each layer loses chosen by {@code choice}. */
+  static Outcome prune(GraphProto graph, PruneSpec spec, Set<String> selectedWeights, boolean explicit,
+      ChannelChoice choice, java.util.function.BiConsumer<Integer, Integer> progress) {
     GraphProto current = graph;
     List<String> layers = new ArrayList<>();
     for (NodeProto n : graph.getNodeList()) {
@@ -101,9 +141,10 @@ final class StructuredPruner {
       String weight = layers.get(i);
       Index index = new Index(current);
       try {
-        Plan plan = plan(index, weight, spec);
+        Plan plan = plan(index, weight, choice);
         if (plan == null) {
-          skipped.put(weight, "removing " + Math.round(100 * spec.sparsity()) + "% of its channels removes none");
+          skipped.put(weight, spec.sparsity() == null ? "no channel qualifies for removal"
+              : "removing " + Math.round(100 * spec.sparsity()) + "% of its channels removes none");
           continue;
         }
         current = apply(current, index, plan, done, tensorSizes);
@@ -210,7 +251,7 @@ final class StructuredPruner {
   private record Plan(String node, String op, String weight, int before, int after, Map<String, Edit> edits,
       Set<String> traced) {}
 
-  private static Plan plan(Index index, String weight, PruneSpec spec) {
+  private static Plan plan(Index index, String weight, ChannelChoice choice) {
     List<Use> uses = index.uses(weight);
     if (uses.size() != 1) {
       throw new Refusal("the weight is read by " + uses.size() + " nodes; a shared weight cannot lose channels for one");
@@ -247,20 +288,18 @@ final class StructuredPruner {
       default -> throw new Refusal(label(node) + " is not a Conv, Gemm or MatMul");
     }
     int count = (int) w.getDims(outAxis);
-    int remove = (int) Math.min(count - 1L, (long) Math.floor(spec.sparsity() * count));
-    if (remove <= 0) {
+    boolean[] removed = choice.removed(weight, OnnxTensors.toFloats(w), w.getDimsList(), outAxis, count);
+    int remove = 0;
+    if (removed != null) {
+      for (boolean r : removed) {
+        remove += r ? 1 : 0;
+      }
+    }
+    if (remove == 0) {
       return null;
     }
-    double[] scores = norms(OnnxTensors.toFloats(w), w.getDimsList(), outAxis, spec.criterion());
-    Integer[] order = new Integer[count];
-    for (int i = 0; i < count; i++) {
-      order[i] = i;
-    }
-    // Lowest norm first; ties remove the later channel, so the result does not depend on sort order.
-    Arrays.sort(order, (a, b) -> scores[a] != scores[b] ? Double.compare(scores[a], scores[b]) : Integer.compare(b, a));
-    boolean[] removed = new boolean[count];
-    for (int i = 0; i < remove; i++) {
-      removed[order[i]] = true;
+    if (remove >= count) {
+      throw new Refusal("every output channel would be removed");
     }
     int[] kept = new int[count - remove];
     for (int c = 0, j = 0; c < count; c++) {

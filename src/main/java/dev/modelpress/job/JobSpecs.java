@@ -320,9 +320,10 @@ public final class JobSpecs {
     PruneSpec.Criterion criterion = switch (s.getCriterion()) {
       case "l1" -> PruneSpec.Criterion.L1;
       case "l2" -> PruneSpec.Criterion.L2;
+      case "activation" -> PruneSpec.Criterion.ACTIVATION; // w4-prune: needs calibrationDatasetId
       default -> {
-        errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1 or l2, not '" + s.getCriterion() + "'"
-            + (s.getCriterion().equals("activation") ? " (activation statistics need calibration data: planned)" : "")));
+        errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1, l2 or activation, not '"
+            + s.getCriterion() + "'"));
         yield PruneSpec.Criterion.L1;
       }
     };
