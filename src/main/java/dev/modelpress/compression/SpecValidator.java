@@ -112,7 +112,7 @@ public final class SpecValidator {
       }
       default -> {
         out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
-            + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+            + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
         return;
       }
     }

@@ -10,7 +10,6 @@ import dev.modelpress.system.ApiProblem;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 
 /**
  * Translates the API's step objects into compression specs, filling defaults and collecting every
@@ -43,6 +42,10 @@ public final class JobSpecs {
         n.setCriterion(s.getCriterion() == null && structured ? "l1" : lower(s.getCriterion()));
         n.setUnit(s.getUnit() == null && structured ? "channels" : lower(s.getUnit()));
         // ---- w2-prune (end) ----
+        // w4-prune: correlation pruning without sparsity or threshold removes every neuron with |r| >= 0.95.
+        if (PruneSpec.CORRELATION.equals(n.getMethod()) && s.getSparsity() == null && s.getThreshold() == null) {
+          n.setThreshold(PruneSpec.DEFAULT_CORRELATION);
+        }
       } else if ("share".equals(n.getType())) {
         n.setClusters(s.getClusters() == null ? 32 : s.getClusters());
         n.setIterations(s.getIterations() == null ? ShareSpec.DEFAULT_ITERATIONS : s.getIterations());
@@ -178,11 +181,26 @@ public final class JobSpecs {
           forbid(errors, at + ".clusters", s.getClusters(), "prune");
           forbid(errors, at + ".iterations", s.getIterations(), "prune");
           String method = s.getMethod();
-          if (PLANNED_PRUNING.contains(method)) {
-            notBuilt.add(at + ".method: " + method + " needs calibration data and is not built yet; use magnitude, "
-                + "nm or structured");
+          // ---- w4-prune (begin) ----
+          if ("activation".equals(method)) {
+            errors.add(new ApiProblem.FieldError(at + ".method", "activation statistics rank whole channels: use "
+                + "method structured with criterion activation (and a calibrationDatasetId)"));
             continue;
           }
+          if (PruneSpec.CORRELATION.equals(method)) {
+            forbid(errors, at + ".n", s.getN(), "correlation prune");
+            forbid(errors, at + ".m", s.getM(), "correlation prune");
+            forbid(errors, at + ".criterion", s.getCriterion(), "correlation prune");
+            forbid(errors, at + ".unit", s.getUnit(), "correlation prune");
+            if (!"layer".equals(s.getScope())) {
+              errors.add(new ApiProblem.FieldError(at + ".scope", "correlation pruning works layer by layer; scope "
+                  + "must be layer"));
+            }
+            specs.add(new PruneSpec(PruneSpec.CORRELATION, s.getSparsity(), s.getThreshold(), PruneSpec.Scope.LAYER,
+                list(s.getInclude()), list(s.getExclude())));
+            continue;
+          }
+          // ---- w4-prune (end) ----
           // ---- w3-wanda (begin) ----
           if (PruneSpec.WANDA.equals(method) || PruneSpec.SPARSEGPT.equals(method)) {
             forbid(errors, at + ".threshold", s.getThreshold(), method + " prune");
@@ -212,7 +230,7 @@ public final class JobSpecs {
           // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
-                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
           }
           PruneSpec.Scope scope = switch (s.getScope()) {
             case "layer" -> PruneSpec.Scope.LAYER;
@@ -277,9 +295,6 @@ public final class JobSpecs {
   }
 
   // ---- w2-prune (begin) ----
-
-  /** Data-aware pruning methods that are planned (they need a calibration dataset). */
-  private static final Set<String> PLANNED_PRUNING = Set.of("correlation", "activation");
 
   private static void copyPruneFields(JobStep from, JobStep to) {
     to.setN(from.getN());
