@@ -78,12 +78,14 @@ public record PruneSpec(
 
   /**
    * Which layers structured pruning shrinks: Conv output channels ({@code FILTERS}), Gemm/MatMul
-   * output neurons ({@code NEURONS}) or both ({@code CHANNELS}).
+   * output neurons ({@code NEURONS}), both ({@code CHANNELS}), or attention heads ({@code HEADS}).
    */
   public enum Target {
     CHANNELS,
     FILTERS,
-    NEURONS
+    NEURONS,
+    /** Whole attention heads of self-attention blocks ({@link HeadPruner}). */
+    HEADS
   }
 
   public PruneSpec {

@@ -132,6 +132,9 @@ final class PruningSteps {
   /** Structured pruning; {@code ctx} gives the calibration data the activation criterion needs. */
   static Structured structured(ModelProto model, List<TensorInfo> selected, PruneSpec spec, PipelineContext ctx,
       ItemProgress run) {
+    if (spec.target() == PruneSpec.Target.HEADS) {
+      return HeadPruner.prune(model, selected, spec, run);
+    }
     Set<String> weights = new HashSet<>();
     selected.forEach(t -> weights.add(t.name()));
     long paramsBefore = OnnxModels.summarize(model).parameterCount();

@@ -194,6 +194,11 @@ public final class SpecValidator {
     if (p.scope() == PruneSpec.Scope.GLOBAL) {
       out.add(new Violation(at + ".scope", "structured pruning removes the same fraction of every layer; use layer"));
     }
+    // w4-prune: heads are ranked by their weights' norms only.
+    if (p.target() == PruneSpec.Target.HEADS && p.criterion() == PruneSpec.Criterion.ACTIVATION) {
+      out.add(new Violation(at + ".criterion", "attention heads are ranked by the l1 or l2 norm of their weights; "
+          + "activation applies to channels, filters and neurons"));
+    }
   }
 
   private static void validateShare(ShareSpec s, String at, List<Violation> out) {

@@ -107,6 +107,7 @@ final class StructuredPruner {
       case FILTERS -> conv;
       case NEURONS -> linear;
       case CHANNELS -> conv || linear;
+      case HEADS -> false;
     };
   }
 

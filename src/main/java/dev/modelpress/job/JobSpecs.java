@@ -346,13 +346,10 @@ public final class JobSpecs {
       case "channels" -> PruneSpec.Target.CHANNELS;
       case "filters" -> PruneSpec.Target.FILTERS;
       case "neurons" -> PruneSpec.Target.NEURONS;
-      case "heads" -> {
-        notBuilt.add(at + ".target: removing attention heads is not built yet; use channels, filters or neurons");
-        yield PruneSpec.Target.CHANNELS;
-      }
+      case "heads" -> PruneSpec.Target.HEADS; // w4-prune: attention heads (HeadPruner)
       default -> {
         errors.add(new ApiProblem.FieldError(at + ".unit",
-            "must be channels, filters or neurons, not '" + s.getUnit() + "'"));
+            "must be channels, filters, neurons or heads, not '" + s.getUnit() + "'"));
         yield PruneSpec.Target.CHANNELS;
       }
     };
