@@ -342,6 +342,10 @@ final class StructuredPruner {
   private static void trace(Index index, String start, Channels first, Map<String, Edit> edits, Set<String> traced) {
     Deque<Map.Entry<String, Channels>> work = new ArrayDeque<>();
     work.add(Map.entry(start, first));
+    // Element-wise joins of two computed operands (x·sigmoid(x), a GELU's x·Φ(x)): the first operand
+    // to arrive waits here; the join is followed once the other arrives with the same channels.
+    Map<String, Channels> waiting = new LinkedHashMap<>();
+    Map<String, String> waitingWhy = new LinkedHashMap<>();
     while (!work.isEmpty()) {
       var item = work.poll();
       String tensor = item.getKey();
@@ -387,9 +391,28 @@ final class StructuredPruner {
         } else if (ELEMENTWISE.contains(op)) {
           String other = n.getInput(1 - use.input());
           TensorProto p = index.init(other);
+          if (p == null && isBroadcastConstant(index, other, ch)) {
+            // A Constant node that is the same for every channel (a GELU's 1/√2 or 0.5): nothing to cut.
+            work.add(Map.entry(n.getOutput(0), ch));
+            continue;
+          }
           if (p == null) {
-            throw new Refusal(at + " combines the pruned channels with '" + other + "', which is computed, not an "
-                + "initializer (a residual branch keeps every channel, so none can be removed on one side only)");
+            String key = n.getOutput(0);
+            Channels early = waiting.remove(key);
+            if (early == null) {
+              waiting.put(key, ch);
+              waitingWhy.put(key, at + " combines the pruned channels with '" + other + "', which is computed, not an "
+                  + "initializer (a residual branch keeps every channel, so none can be removed on one side only)");
+              continue;
+            }
+            waitingWhy.remove(key);
+            if (!sameChannels(early, ch)) {
+              throw new Refusal(at + " combines two tensors whose channels are cut differently");
+            }
+            // Both operands carry the same surviving channels: the product or sum keeps exactly those.
+            Integer rank = early.rank() == null || ch.rank() == null ? null : Math.max(early.rank(), ch.rank());
+            work.add(Map.entry(key, new Channels(ch.kept(), ch.count(), ch.block(), ch.axisFromEnd(), rank)));
+            continue;
           }
           int otherRank = p.getDimsCount();
           sliceBroadcast(index, edits, p, ch, at + " operand '" + other + "'");
@@ -440,6 +463,33 @@ final class StructuredPruner {
         }
       }
     }
+    if (!waitingWhy.isEmpty()) {
+      throw new Refusal(waitingWhy.values().iterator().next());
+    }
+  }
+
+  private static boolean sameChannels(Channels a, Channels b) {
+    return Arrays.equals(a.kept(), b.kept()) && a.count() == b.count() && a.block() == b.block()
+        && a.axisFromEnd() == b.axisFromEnd();
+  }
+
+  /**
+   * Whether {@code tensor} is a Constant node's value that broadcasts over the channels (a dim of
+   * 1, or no dim, at the channel axis), so the pruned channels need no edit of it.
+   */
+  private static boolean isBroadcastConstant(Index index, String tensor, Channels ch) {
+    NodeProto p = index.producer.get(tensor);
+    if (p == null || !p.getOpType().equals("Constant")) {
+      return false;
+    }
+    for (AttributeProto a : p.getAttributeList()) {
+      if (a.getName().equals("value") && a.hasT()) {
+        TensorProto t = a.getT();
+        int at = t.getDimsCount() + ch.axisFromEnd();
+        return at < 0 || t.getDims(at) == 1;
+      }
+    }
+    return false;
   }
 
   private static Channels concat(Index index, NodeProto n, int input, Channels ch) {
