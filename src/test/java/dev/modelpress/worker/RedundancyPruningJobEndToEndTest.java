@@ -59,6 +59,9 @@ class RedundancyPruningJobEndToEndTest {
     JsonNode details = correlation.get("stepReports").get(0).get("details");
     assertThat(details.get("modelParametersAfter").asLong()).isEqualTo(109_386);
     assertThat(details.get("layers").size()).isEqualTo(2);
+    JsonNode latency = correlation.get("latency");
+    assertThat(latency.get("original").get("runs").asInt()).isGreaterThanOrEqualTo(50);
+    assertThat(latency.get("candidate").get("p50Millis").asDouble()).isPositive();
     double corrAccuracy = Classifier.accuracy(tmp.resolve("correlation.onnx"), test);
 
     JsonNode activation = run("""
@@ -69,8 +72,9 @@ class RedundancyPruningJobEndToEndTest {
     double actAccuracy = Classifier.accuracy(tmp.resolve("activation.onnx"), test);
     double dense = Classifier.accuracy(Classifier.fashionMlp(), test);
     System.out.printf("API on the Fashion MLP (2,000 test images): dense %.4f, correlation 50%% %.4f (%d B), "
-        + "activation-ranked 25%% %.4f%n", dense, corrAccuracy, Files.size(tmp.resolve("correlation.onnx")),
-        actAccuracy);
+        + "activation-ranked 25%% %.4f; correlation ORT p50 %.3f -> %.3f ms%n", dense, corrAccuracy,
+        Files.size(tmp.resolve("correlation.onnx")), actAccuracy, latency.get("original").get("p50Millis").asDouble(),
+        latency.get("candidate").get("p50Millis").asDouble());
     assertThat(corrAccuracy).isGreaterThan(dense - 0.03);
     assertThat(actAccuracy).isGreaterThan(0.5);
     assertThat(Files.size(tmp.resolve("correlation.onnx"))).isLessThan(Files.size(Classifier.fashionMlp()) / 2);
