@@ -55,6 +55,17 @@ public final class SpecValidator {
         case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) ->
             validateActivationPrune(p, at, hasCalibration, violations);
         // ---- w3-wanda (end) ----
+        // ---- w4-prune: data-aware structured and correlation pruning (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.CORRELATION) ->
+            validateCorrelation(p, at, hasCalibration, violations);
+        case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) && p.criterion() == PruneSpec.Criterion.ACTIVATION -> {
+          if (!hasCalibration) {
+            violations.add(new Violation("calibrationDatasetId", at + " (structured pruning by activation) needs a "
+                + "calibration dataset: channels are ranked by their mean |activation| on it"));
+          }
+          validatePrune(p, at, violations);
+        }
+        // ---- w4-prune (end) ----
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
@@ -123,7 +134,7 @@ public final class SpecValidator {
       }
       default -> {
         out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
-            + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+            + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
         return;
       }
     }
@@ -146,6 +157,29 @@ public final class SpecValidator {
       }
     }
   }
+
+  // ---- w4-prune (begin) ----
+  private static void validateCorrelation(PruneSpec p, String at, boolean hasCalibration, List<Violation> out) {
+    if (!hasCalibration) {
+      out.add(new Violation("calibrationDatasetId", at + " (correlation pruning) needs a calibration dataset: "
+          + "redundant neurons are found from their activations on it"));
+    }
+    if (p.sparsity() != null && p.threshold() != null) {
+      out.add(new Violation(at, "give either sparsity (fraction of each layer's neurons removed) or threshold "
+          + "(minimum |Pearson r| with a kept twin), not both"));
+    }
+    if (p.sparsity() != null && !(p.sparsity() > 0 && p.sparsity() < 1)) {
+      out.add(new Violation(at + ".sparsity", "must be above 0 and below 1 (got " + p.sparsity() + ")"));
+    }
+    if (p.threshold() != null && !(p.threshold() > 0 && p.threshold() <= 1)) {
+      out.add(new Violation(at + ".threshold", "is the minimum |Pearson r| of a removed neuron with its twin: above 0 "
+          + "and at most 1 (got " + p.threshold() + ")"));
+    }
+    if (p.scope() == PruneSpec.Scope.GLOBAL) {
+      out.add(new Violation(at + ".scope", "correlation pruning works layer by layer; use layer"));
+    }
+  }
+  // ---- w4-prune (end) ----
 
   // ---- w2-prune: N:M, structured and share checks (begin) ----
 
@@ -181,6 +215,11 @@ public final class SpecValidator {
     }
     if (p.scope() == PruneSpec.Scope.GLOBAL) {
       out.add(new Violation(at + ".scope", "structured pruning removes the same fraction of every layer; use layer"));
+    }
+    // w4-prune: heads are ranked by their weights' norms only.
+    if (p.target() == PruneSpec.Target.HEADS && p.criterion() == PruneSpec.Criterion.ACTIVATION) {
+      out.add(new Violation(at + ".criterion", "attention heads are ranked by the l1 or l2 norm of their weights; "
+          + "activation applies to channels, filters and neurons"));
     }
   }
 

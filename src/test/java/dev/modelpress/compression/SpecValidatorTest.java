@@ -62,7 +62,7 @@ class SpecValidatorTest {
   @Test
   void rejectsUnknownPruningMethod() {
     assertThat(validate(new PruneSpec("random", 0.5, null, null, null, null)))
-        .containsExactly(new Violation("steps[0].method", "unknown pruning method 'random'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+        .containsExactly(new Violation("steps[0].method", "unknown pruning method 'random'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
   }
 
   @Test
