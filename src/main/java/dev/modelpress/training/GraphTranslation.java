@@ -793,7 +793,52 @@ final class GraphTranslation {
     for (int i = axis + 1; i < data.rank(); i++) {
       shape[k++] = data.shape()[i];
     }
-    return new Value(sd.gather(data.var(), idx, axis), shape, null);
+    return new Value(lookup(data, indices, idx, axis), shape, null);
+  }
+
+  /**
+   * Gather, in a form SameDiff differentiates correctly. ND4J 1.0.0-M2.1 differentiates its
+   * {@code gather} with a loop of {@code put} writes in a sub-function of a fixed name: a second
+   * gather in the graph fails to differentiate ("Unable to replace samediff namespace"), and a
+   * repeated index (padding, position and token-type ids repeat in every batch) keeps one
+   * contribution instead of their sum. So only data that needs no gradient (integer tensors,
+   * constants) goes through {@code gather}; a constant scalar index becomes a strided slice, and
+   * other lookups into a weight or activation a one-hot product along axis 0, whose gradient is the
+   * exact sum ({@code onehot^T . dY}) at the cost of a [lookups, rows] matrix.
+   */
+  private SDVariable lookup(Value data, Value indices, SDVariable idx, int axis) {
+    if (!data.var().dataType().isFPType() || data.constant() != null) {
+      return sd.gather(data.var(), idx, axis);
+    }
+    int rank = data.rank();
+    if (indices.constant() != null && indices.rank() == 0) {
+      long i = idx.getArr().getLong(0);
+      long[] begin = new long[rank];
+      long[] end = new long[rank];
+      long[] strides = new long[rank];
+      Arrays.fill(strides, 1);
+      begin[axis] = i;
+      end[axis] = i + 1;
+      int all = ((1 << rank) - 1) & ~(1 << axis);
+      return sd.stridedSlice(data.var(), begin, end, strides, all, all, 0, 0, 1 << axis);
+    }
+    if (axis != 0 || data.shape()[0] < 0) {
+      throw fail("a lookup along axis " + axis + " of a tensor that needs gradients is not supported"
+          + " (only axis 0 of a tensor with a known first dim)");
+    }
+    long rows = data.shape()[0];
+    SDVariable oneHot = sd.oneHot(idx, Math.toIntExact(rows), -1, 1.0, 0.0, data.var().dataType());
+    SDVariable table = rank == 2 ? data.var() : sd.reshape(data.var(), rows, -1);
+    SDVariable flat = sd.mmul(sd.reshape(oneHot, -1, rows), table);
+    long[] tail = Arrays.copyOfRange(data.shape(), 1, rank);
+    long[] outShape = new long[indices.rank() + tail.length];
+    System.arraycopy(indices.shape(), 0, outShape, 0, indices.rank());
+    System.arraycopy(tail, 0, outShape, indices.rank(), tail.length);
+    if (known(outShape, 0, outShape.length)) {
+      return sd.reshape(flat, outShape);
+    }
+    SDVariable tailShape = known(tail, 0, tail.length) ? longs(tail) : shapeSlice(data, 1, rank);
+    return sd.reshape(flat, sd.concat(0, sd.shape(indices.var()), tailShape));
   }
 
   private Value cast() {

@@ -147,6 +147,41 @@ class OnnxTranslatorTest {
   }
 
   @Test
+  void embeddingTableGradientsSumOverRepeatedIndicesAcrossSeveralLookups() {
+    ModelProto model = OnnxGraphBuilder.opset(13)
+        .inputSymbolic("ids", TensorProto.DataType.INT64, "batch", "seq")
+        .inputSymbolic("types", TensorProto.DataType.INT64, "batch", "seq")
+        .initializer("words", randomFloats(1, 5 * 3, 1f), 5, 3)
+        .initializer("kinds", randomFloats(2, 2 * 3, 1f), 2, 3)
+        .gather("words", "ids", "w")
+        .gather("kinds", "types", "k")
+        .add("w", "k", "y")
+        .output("y")
+        .build();
+    TrainableGraph graph = OnnxTranslator.translate(model);
+    long[][] ids = {{0, 0, 2, 4}, {2, 1, 0, 0}};
+    Map<String, INDArray> feeds = Map.of(
+        "ids", Nd4j.createFromArray(ids), "types", Nd4j.zeros(DataType.LONG, 2, 4));
+    INDArray weights = Nd4j.create(randomFloats(3, 2 * 4 * 3, 1f), new long[] {2, 4, 3}, 'c');
+    SameDiff sd = graph.sameDiff();
+    sd.setLossVariables(sd.sum("loss", graph.value("y").mul(sd.constant(weights))));
+
+    Map<String, INDArray> gradients = sd.calculateGradients(feeds, graph.trainable());
+
+    // d loss / d words[r] is the sum of the weights at every position reading row r.
+    INDArray expectedWords = Nd4j.zeros(DataType.FLOAT, 5, 3);
+    for (int b = 0; b < 2; b++) {
+      for (int s = 0; s < 4; s++) {
+        expectedWords.getRow(ids[b][s]).addi(weights.slice(b).getRow(s));
+      }
+    }
+    assertThat(gradients.get("words").equalsWithEps(expectedWords, 1e-5)).isTrue();
+    // Every position reads kinds[0]: its gradient is the sum of all 8 weight rows, kinds[1] gets none.
+    assertThat(gradients.get("kinds").getRow(0).equalsWithEps(weights.reshape(8, 3).sum(0), 1e-5)).isTrue();
+    assertThat(gradients.get("kinds").getRow(1).sumNumber().doubleValue()).isZero();
+  }
+
+  @Test
   void chosenTrainableSetMakesOnlyThoseInitializersVariables() throws Exception {
     ModelProto model = OnnxModels.read(Classifier.fashionMlp());
 
