@@ -543,7 +543,12 @@ final class GraphTranslation {
     if (x.rank() < 0) {
       throw fail("its input's rank is unknown");
     }
-    int axis = axis(intAttr("axis", 1), x.rank() + 1);
+    long requested = intAttr("axis", 1);
+    // Flatten's axis may be the rank itself (all dims become rows); negative counts from the back.
+    int axis = (int) normalized(requested, x.rank());
+    if (axis < 0 || axis > x.rank()) {
+      throw fail("axis " + requested + " is out of range for rank " + x.rank());
+    }
     return new Value(flatten(x, axis), new long[] {product(x.shape(), 0, axis), product(x.shape(), axis, x.rank())}, null);
   }
 
@@ -751,9 +756,9 @@ final class GraphTranslation {
     if (x.rank() < 0) {
       throw fail("its input's rank is unknown");
     }
-    int start = axis(intAttr("start", 0), x.rank() + 1);
-    int end = node.getAttributeList().stream().anyMatch(a -> a.getName().equals("end"))
-        ? axis(intAttr("end", 0), x.rank() + 1) : x.rank();
+    // start and end count from the back when negative and are clamped to [0, rank].
+    int start = (int) Math.clamp(normalized(intAttr("start", 0), x.rank()), 0, x.rank());
+    int end = attr("end") == null ? x.rank() : (int) Math.clamp(normalized(intAttr("end", 0), x.rank()), 0, x.rank());
     SDVariable y = sd.shape(x.var());
     if (start != 0 || end != x.rank()) {
       y = sd.stridedSlice(y, new long[] {start}, new long[] {end}, 1);
@@ -1103,6 +1108,10 @@ final class GraphTranslation {
 
   private static long dim(Value v, int i) {
     return v.shape() == null ? -1 : v.shape()[i];
+  }
+
+  private static long normalized(long axis, int rank) {
+    return axis < 0 ? axis + rank : axis;
   }
 
   private int axis(long axis, int rank) {
