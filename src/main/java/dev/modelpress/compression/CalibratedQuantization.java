@@ -3,6 +3,10 @@ package dev.modelpress.compression;
 import dev.modelpress.evaluation.ActivationCollector;
 import dev.modelpress.evaluation.EvaluationException;
 import dev.modelpress.evaluation.WeightProbe;
+import dev.modelpress.compression.quantize.LinearQuantizer;
+import dev.modelpress.compression.quantize.QuantLayout;
+import dev.modelpress.compression.quantize.QuantScheme;
+import dev.modelpress.compression.quantize.WeightAxes;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.format.onnx.OnnxTensors;
@@ -150,6 +154,9 @@ final class CalibratedQuantization {
   private static Outcome weightOnly(ModelProto model, List<TensorInfo> selected, CalibratedQuantizeSpec spec,
       PipelineContext ctx, Items items) throws EvaluationException {
     QuantizeSpec w = spec.weights();
+    if (w.granularity() == QuantizeSpec.Granularity.GROUP) {
+      return groupedGptq(model, selected, spec, ctx, items);
+    }
     IntegerGrid grid = new IntegerGrid(w.bits(), w.symmetric());
     boolean perChannel = w.granularity() == QuantizeSpec.Granularity.CHANNEL;
     Map<String, Integer> axes = OnnxPipeline.channelAxes(model.getGraph());
@@ -230,6 +237,50 @@ final class CalibratedQuantization {
     return new Outcome(rewritten.model(), reports, report, summary(spec, n, layers, mixed));
   }
 
+  /**
+   * GPTQ in groups along the reduction axis ({@link Gptq#quantizeGroups}), written by the weight-only
+   * encoder: packed int4/uint4, MatMulNBits or blocked DequantizeLinear as {@code format} and the
+   * opset choose, exactly like round-to-nearest of the same spec. Selected tensors GPTQ cannot take
+   * (Gather tables, Conv kernels, weights used in more than one layout) are rounded to nearest on
+   * the same grid.
+   */
+  private static Outcome groupedGptq(ModelProto model, List<TensorInfo> selected, CalibratedQuantizeSpec spec,
+      PipelineContext ctx, Items items) throws EvaluationException {
+    QuantizeSpec w = spec.weights();
+    QuantScheme scheme = WeightOnlyQuantization.scheme(w);
+    boolean mse = w.range() == QuantizeSpec.RangeMethod.MSE;
+    WeightAxes axes = WeightAxes.of(model.getGraph());
+    Map<String, TensorInfo> byName = new HashMap<>();
+    selected.forEach(t -> byName.put(t.name(), t));
+    Map<String, LinearQuantizer.Result> codes = new HashMap<>();
+    Map<String, QuantLayout> layouts = new HashMap<>();
+    List<CalibrationReport.LayerError> layers = new ArrayList<>();
+    int samples = hessianPasses(model, selected, ctx, initializers(model.getGraph()), layers, items,
+        (name, values, layer, h) -> {
+          long[] dims = shape(byName.get(name));
+          QuantLayout layout = QuantLayout.perGroup(dims, axes.of(name, dims.length).reduction(), w.groupSize());
+          if (layout.axis() != (layer.transposed() ? 1 : 0)) {
+            return null;
+          }
+          Gptq.GroupResult r = Gptq.quantizeGroups(values, layer.k(), layer.n(), layer.transposed(), h, scheme, layout,
+              mse, Gptq.DEFAULT_BLOCK, Gptq.DEFAULT_DAMPENING);
+          codes.put(name, r.quantized());
+          layouts.put(name, layout);
+          return new CalibrationReport.LayerError(name, r.roundToNearestError(), r.gptqError());
+        });
+    List<TensorReport> reports = new ArrayList<>();
+    ModelProto out = WeightOnlyQuantization.apply(model, selected, w, items::at, reports, (info, values, layout, s) -> {
+      LinearQuantizer.Result r = codes.remove(info.name());
+      return r != null && layout.equals(layouts.get(info.name())) ? r : LinearQuantizer.quantize(values, layout, s, mse);
+    });
+    CalibrationReport report = new CalibrationReport("gptq", samples, null, null, layers, null, null);
+    double rtn = layers.stream().mapToDouble(CalibrationReport.LayerError::roundToNearest).average().orElse(0);
+    double gptq = layers.stream().mapToDouble(CalibrationReport.LayerError::gptq).average().orElse(0);
+    String summary = String.format(Locale.ROOT, "GPTQ of %d layers (mean relative layer error %.3g, round-to-nearest "
+        + "%.3g), %d samples; %s", layers.size(), gptq, rtn, samples, WeightOnlyQuantization.summary(w, reports));
+    return new Outcome(out, reports, report, summary);
+  }
+
   private static String summary(CalibratedQuantizeSpec spec, int n, List<CalibrationReport.LayerError> layers,
       CalibrationReport.MixedPrecision mixed) {
     StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "%d-bit %s weight quantization (%s, per %s) of %d tensors",
@@ -267,6 +318,29 @@ final class CalibratedQuantization {
   private static int gptq(ModelProto model, List<TensorInfo> selected, IntegerGrid grid, boolean perChannel,
       PipelineContext ctx, Map<String, TensorProto> initializers, Map<String, WeightQuantizer.Quantized> out,
       List<CalibrationReport.LayerError> layers, Items items) throws EvaluationException {
+    return hessianPasses(model, selected, ctx, initializers, layers, items, (name, w, layer, h) -> {
+      Gptq.Result r = Gptq.quantize(w, layer.k(), layer.n(), layer.transposed(), h, grid, perChannel,
+          Gptq.DEFAULT_BLOCK, Gptq.DEFAULT_DAMPENING);
+      out.put(name, r.quantized());
+      return new CalibrationReport.LayerError(name, r.roundToNearestError(), r.gptqError());
+    });
+  }
+
+  /** Quantizes one linear layer's weight given its input Hessian; returns its layer errors. */
+  @FunctionalInterface
+  interface LayerQuantizer {
+    CalibrationReport.LayerError quantize(String name, float[] w, Layer layer, Gptq.Hessian hessian);
+  }
+
+  /**
+   * Accumulates the input Hessian of every selected MatMul/Gemm weight over the calibration data, in
+   * passes bounded by {@link #HESSIAN_BUDGET_BYTES}, and hands each weight with its Hessian to
+   * {@code quantizer}; returns the calibration samples used.
+   */
+  private static int hessianPasses(ModelProto model, List<TensorInfo> selected, PipelineContext ctx,
+      Map<String, TensorProto> initializers, List<CalibrationReport.LayerError> layers, Items items,
+      LayerQuantizer quantizer) throws EvaluationException {
+    Set<String> quantized = new java.util.HashSet<>();
     Map<String, Layer> eligible = linearLayers(model.getGraph(), selected);
     List<String> inputs = new ArrayList<>(new LinkedHashSet<>(
         eligible.values().stream().flatMap(l -> l.inputs().stream()).toList()));
@@ -310,7 +384,7 @@ final class CalibratedQuantization {
         }
         for (var e : eligible.entrySet()) {
           Layer layer = e.getValue();
-          if (!pass.containsAll(layer.inputs()) || out.containsKey(e.getKey())) {
+          if (!pass.containsAll(layer.inputs()) || !quantized.add(e.getKey())) {
             continue;
           }
           items.at(done++, total + 1, "GPTQ " + e.getKey());
@@ -318,10 +392,10 @@ final class CalibratedQuantization {
           MagnitudePruner.requireFinite(e.getKey(), w);
           try (Gptq.Hessian h = new Gptq.Hessian(layer.k())) {
             layer.inputs().forEach(in -> h.add(hessians.get(in)));
-            Gptq.Result r = Gptq.quantize(w, layer.k(), layer.n(), layer.transposed(), h, grid, perChannel,
-                Gptq.DEFAULT_BLOCK, Gptq.DEFAULT_DAMPENING);
-            out.put(e.getKey(), r.quantized());
-            layers.add(new CalibrationReport.LayerError(e.getKey(), r.roundToNearestError(), r.gptqError()));
+            CalibrationReport.LayerError error = quantizer.quantize(e.getKey(), w, layer, h);
+            if (error != null) {
+              layers.add(error);
+            }
           }
         }
       } finally {

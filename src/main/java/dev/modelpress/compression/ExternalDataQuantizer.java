@@ -47,6 +47,44 @@ public final class ExternalDataQuantizer {
   private ExternalDataQuantizer() {}
 
   /**
+   * Why these steps cannot run on a model with external data yet, or {@code null} when they can:
+   * one int8 signed weight-only quantize step, per channel or per tensor, min/max range, without
+   * datasets (the steps that stream so far).
+   */
+  public static String unsupported(List<StepSpec> steps, boolean datasets) {
+    String prefix = "models with external data are compressed by the streaming quantizer, which runs one int8 "
+        + "weight-only quantize step (per channel or per tensor, min/max range, signed) so far; ";
+    if (steps.size() != 1 || !(steps.getFirst() instanceof QuantizeSpec q)) {
+      return prefix + (steps.size() != 1 ? steps.size() + " steps were given" : "a " + steps.getFirst().type()
+          + " step was given");
+    }
+    List<String> not = new ArrayList<>();
+    if (!q.isInteger()) {
+      not.add("dtype " + q.dtype().name().toLowerCase(java.util.Locale.ROOT));
+    } else {
+      if (q.bits() != 8 || q.scheme() != QuantizeSpec.Scheme.INTEGER) {
+        not.add(q.scheme() == QuantizeSpec.Scheme.TERNARY ? "ternary" : "bits " + q.bits());
+      }
+      if (q.granularity() == QuantizeSpec.Granularity.GROUP) {
+        not.add("granularity group");
+      }
+      if (q.range() != QuantizeSpec.RangeMethod.MINMAX) {
+        not.add("range mse");
+      }
+      if (!q.signed()) {
+        not.add("signed false");
+      }
+      if (q.format() == QuantizeSpec.Format.MATMULNBITS) {
+        not.add("format matmulnbits");
+      }
+    }
+    if (datasets) {
+      not.add("calibration or evaluation datasets");
+    }
+    return not.isEmpty() ? null : prefix + "not built yet: " + String.join(", ", not);
+  }
+
+  /**
    * Quantizes the weights {@code spec} selects (int8 only) from {@code in} into {@code out} and
    * {@code out.data}.
    *
@@ -72,6 +110,12 @@ public final class ExternalDataQuantizer {
         String why = TensorSelector.unsupportedType(spec, t);
         if (why != null) {
           throw new CompressionException("step 0: " + why);
+        }
+        if (!t.mainGraphInitializer()) {
+          // Streaming rewrites main-graph initializers only; skipping the rest silently would leave
+          // part of the selection in float.
+          throw new CompressionException("step 0: tensor '" + t.name() + "' (" + t.location() + ") is not a main-graph "
+              + "initializer; streaming quantization of external-data models rewrites initializers only (exclude it)");
         }
       }
       boolean perChannel = spec.granularity() == QuantizeSpec.Granularity.CHANNEL;

@@ -1,5 +1,8 @@
 package dev.modelpress.compression;
 
+import dev.modelpress.compression.quantize.LinearQuantizer;
+import dev.modelpress.compression.quantize.QuantLayout;
+import dev.modelpress.compression.quantize.QuantScheme;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -21,7 +24,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  *       W[i2:] −= U[i1:i2, i2:]ᵀ · E).
  * </ol>
  * Scales are per output column (or per tensor), chosen from the weights before any update, as in
- * the reference implementation. Hessian accumulation (XᵀX), the block updates and the error
+ * the reference implementation; or per group of input rows, chosen as the loop reaches each group
+ * ({@link #quantizeGroups}). Hessian accumulation (XᵀX), the block updates and the error
  * measure are ND4J matrix products. The Cholesky factorisation and the triangular inverse are
  * plain Java (about k³/3 multiply-adds each): ND4J 1.0.0-M2.1's {@code Cholesky} op and {@code
  * InvertMatrix} took minutes for k = 1536 on these machines. If the factorisation fails (H not
@@ -85,6 +89,184 @@ final class Gptq {
    */
   static Result quantize(float[] w, int k, int n, boolean transposed, Hessian hessian, IntegerGrid grid,
       boolean perChannel, int blockSize, double dampening) {
+    try (Prepared p = prepare(w, k, n, transposed, hessian, dampening)) {
+      float[] scales = new float[perChannel ? n : 1];
+      int[] zeros = new int[scales.length];
+      chooseScales(p.weights, k, n, grid, scales, zeros);
+      int[] codes = new int[k * n];
+      run(p.weights, p.u, k, n, new Grid() {
+        @Override
+        public int code(int row, int col, double value) {
+          int s = perChannel ? col : 0;
+          return grid.code(value, scales[s], zeros[s]);
+        }
+
+        @Override
+        public double decode(int row, int col, int q) {
+          int s = perChannel ? col : 0;
+          return IntegerGrid.decode(q, scales[s], zeros[s]);
+        }
+      }, codes, blockSize);
+
+      double[] gptq = new double[k * n];
+      double[] rtn = new double[k * n];
+      for (int r = 0; r < k; r++) {
+        for (int c = 0; c < n; c++) {
+          int s = perChannel ? c : 0;
+          gptq[r * n + c] = IntegerGrid.decode(codes[r * n + c], scales[s], zeros[s]);
+          rtn[r * n + c] = IntegerGrid.decode(grid.code(p.original[r * n + c], scales[s], zeros[s]), scales[s], zeros[s]);
+        }
+      }
+      double gptqError = relativeError(p.h, p.original, gptq, k, n);
+      double rtnError = relativeError(p.h, p.original, rtn, k, n);
+      return new Result(layout(codes, scales, zeros, k, n, transposed, perChannel), rtnError, gptqError);
+    }
+  }
+
+  /**
+   * The result for one weight quantized in groups.
+   *
+   * @param quantized codes, scales and zero points in the order of the weight's {@link QuantLayout}
+   * @param roundToNearestError relative layer-output error of the weight-only quantizer's own
+   *     round-to-nearest on the same scheme, layout and range method
+   * @param gptqError relative layer-output error of the GPTQ weights
+   */
+  record GroupResult(LinearQuantizer.Result quantized, double roundToNearestError, double gptqError) {}
+
+  /**
+   * GPTQ with one scale (and zero point) per group of {@code layout.groupSize()} consecutive input
+   * rows of each output column, as in the published algorithm's grouped form: a group's parameters
+   * are chosen when the row loop reaches its first row, from the weights as the error compensation
+   * of the earlier rows has left them (min/max, or the MSE-optimal shrink of that range among
+   * {@link LinearQuantizer#CANDIDATES} factors in [0.5, 1]), so later groups absorb earlier errors
+   * into their own ranges.
+   *
+   * @param w the weight in its layout: [K, N] or, with {@code transposed}, [N, K] (Gemm transB)
+   * @param layout the weight's group layout along K (axis 0 of [K, N], axis 1 of [N, K])
+   */
+  static GroupResult quantizeGroups(float[] w, int k, int n, boolean transposed, Hessian hessian, QuantScheme scheme,
+      QuantLayout layout, boolean mse, int blockSize, double dampening) {
+    int g = layout.groupSize();
+    if (layout.mode() != QuantLayout.Mode.GROUP || layout.axis() != (transposed ? 1 : 0) || layout.size() != k * n) {
+      throw new IllegalArgumentException("GPTQ groups run along K; got " + layout + " for [" + k + ", " + n + "]");
+    }
+    int blocks = layout.blocks();
+    try (Prepared p = prepare(w, k, n, transposed, hessian, dampening)) {
+      // Canonical order here: group (block b, column c) at b·n + c.
+      float[] scales = new float[blocks * n];
+      int[] zeros = new int[blocks * n];
+      int[] codes = new int[k * n];
+      run(p.weights, p.u, k, n, new Grid() {
+        @Override
+        public void beforeRow(int row, double[] current) {
+          if (row % g == 0) {
+            int b = row / g;
+            groupParameters(current, n, row, Math.min(row + g, k), scheme, mse, scales, zeros, b * n);
+          }
+        }
+
+        @Override
+        public int code(int row, int col, double value) {
+          int at = (row / g) * n + col;
+          return Gptq.code(scheme, value, scales[at], zeros[at]);
+        }
+
+        @Override
+        public double decode(int row, int col, int q) {
+          int at = (row / g) * n + col;
+          return (double) (q - zeros[at]) * scales[at];
+        }
+      }, codes, blockSize);
+
+      LinearQuantizer.Result rtnResult = LinearQuantizer.quantize(w, layout, scheme, mse);
+      float[] rtnDecoded = LinearQuantizer.dequantize(rtnResult, layout, scheme);
+      double[] gptq = new double[k * n];
+      double[] rtn = new double[k * n];
+      byte[] out = new byte[k * n];
+      for (int r = 0; r < k; r++) {
+        for (int c = 0; c < n; c++) {
+          int at = (r / g) * n + c;
+          gptq[r * n + c] = (double) (codes[r * n + c] - zeros[at]) * scales[at];
+          int e = transposed ? c * k + r : r * n + c;
+          rtn[r * n + c] = rtnDecoded[e];
+          out[e] = (byte) codes[r * n + c];
+        }
+      }
+      float[] layoutScales = new float[blocks * n];
+      int[] layoutZeros = new int[blocks * n];
+      for (int b = 0; b < blocks; b++) {
+        for (int c = 0; c < n; c++) {
+          // [K, N] with groups on axis 0: (b, c) → b·n + c; [N, K] on axis 1: (c, b) → c·blocks + b.
+          int e = transposed ? c * blocks + b : b * n + c;
+          layoutScales[e] = scales[b * n + c];
+          layoutZeros[e] = zeros[b * n + c];
+        }
+      }
+      double gptqError = relativeError(p.h, p.original, gptq, k, n);
+      double rtnError = relativeError(p.h, p.original, rtn, k, n);
+      return new GroupResult(new LinearQuantizer.Result(out, layoutScales, layoutZeros, Double.NaN), rtnError,
+          gptqError);
+    }
+  }
+
+  /** The nearest code of {@code scheme}'s grid. */
+  private static int code(QuantScheme s, double value, float scale, int zeroPoint) {
+    return (int) Math.max(s.qmin(), Math.min(s.qmax(), Math.rint(value / scale) + zeroPoint));
+  }
+
+  /**
+   * Scale and zero point for rows [r0, r1) of every column, into {@code scales[at + c]}: the range
+   * (always including 0) as {@link LinearQuantizer} derives it, optionally shrunk by the factor with
+   * the least squared error.
+   */
+  static void groupParameters(double[] w, int n, int r0, int r1, QuantScheme s, boolean mse, float[] scales,
+      int[] zeros, int at) {
+    double span = s.symmetric() ? (s.qmax() - s.qmin()) / 2.0 : s.qmax() - s.qmin();
+    for (int c = 0; c < n; c++) {
+      double lo = 0;
+      double hi = 0;
+      for (int r = r0; r < r1; r++) {
+        lo = Math.min(lo, w[r * n + c]);
+        hi = Math.max(hi, w[r * n + c]);
+      }
+      double bestError = Double.POSITIVE_INFINITY;
+      for (int candidate = -1; candidate < (mse ? LinearQuantizer.CANDIDATES - 1 : 0); candidate++) {
+        double f = candidate < 0 ? 1 : 0.5 + 0.5 * candidate / (LinearQuantizer.CANDIDATES - 1);
+        float scale = (float) ((s.symmetric() ? Math.max(-lo, hi) : hi - lo) * f / span);
+        int zero;
+        if (!(scale > 0) || Float.isInfinite(scale)) {
+          scale = 1f;
+          zero = s.symmetric() ? s.symmetricZeroPoint() : Math.max(s.qmin(), Math.min(s.qmax(), 0));
+        } else {
+          zero = s.symmetric() ? s.symmetricZeroPoint()
+              : (int) Math.max(s.qmin(), Math.min(s.qmax(), Math.rint(s.qmin() - lo * f / scale)));
+        }
+        double error = 0;
+        if (mse) {
+          for (int r = r0; r < r1; r++) {
+            double v = w[r * n + c];
+            double d = v - (double) (code(s, v, scale, zero) - zero) * scale;
+            error += d * d;
+          }
+        }
+        if (error < bestError) {
+          bestError = error;
+          scales[at + c] = scale;
+          zeros[at + c] = zero;
+        }
+      }
+    }
+  }
+
+  /** The weight as [K, N] doubles, its copy, the scaled Hessian and U, prepared for the row loop. */
+  private record Prepared(double[] weights, double[] original, INDArray h, double[] u) implements AutoCloseable {
+    @Override
+    public void close() {
+      h.close();
+    }
+  }
+
+  private static Prepared prepare(float[] w, int k, int n, boolean transposed, Hessian hessian, double dampening) {
     double[] weights = new double[k * n];
     for (int r = 0; r < k; r++) {
       for (int c = 0; c < n; c++) {
@@ -92,45 +274,37 @@ final class Gptq {
       }
     }
     double[] original = weights.clone();
-    try (INDArray h = hessian.sum.castTo(DataType.DOUBLE).muli(2.0 / Math.max(1, hessian.rows))) {
-      double[] diag = new double[k];
+    INDArray h = hessian.sum.castTo(DataType.DOUBLE).muli(2.0 / Math.max(1, hessian.rows));
+    try {
       double mean = 0;
+      double[] dense = h.dup('c').data().asDouble();
       for (int i = 0; i < k; i++) {
-        diag[i] = h.getDouble(i, i);
-        mean += diag[i] / k;
+        mean += dense[i * k + i] / k;
       }
-      {
-        double[] dense = h.dup('c').data().asDouble();
-        for (int i = 0; i < k; i++) {
-          if (diag[i] == 0) {
-            dense[i * k + i] = 1.0;
-            for (int c = 0; c < n; c++) {
-              weights[i * n + c] = 0;
-            }
-          }
-        }
-        double[] u = upperInverseCholesky(dense, k, mean == 0 ? 1 : mean, dampening);
-
-        float[] scales = new float[perChannel ? n : 1];
-        int[] zeros = new int[scales.length];
-        chooseScales(weights, k, n, grid, scales, zeros);
-        int[] codes = new int[k * n];
-        run(weights, u, k, n, grid, scales, zeros, codes, blockSize);
-
-        double[] gptq = new double[k * n];
-        double[] rtn = new double[k * n];
-        for (int r = 0; r < k; r++) {
+      for (int i = 0; i < k; i++) {
+        if (dense[i * k + i] == 0) {
+          dense[i * k + i] = 1.0;
           for (int c = 0; c < n; c++) {
-            int s = perChannel ? c : 0;
-            gptq[r * n + c] = IntegerGrid.decode(codes[r * n + c], scales[s], zeros[s]);
-            rtn[r * n + c] = IntegerGrid.decode(grid.code(original[r * n + c], scales[s], zeros[s]), scales[s], zeros[s]);
+            weights[i * n + c] = 0;
           }
         }
-        double gptqError = relativeError(h, original, gptq, k, n);
-        double rtnError = relativeError(h, original, rtn, k, n);
-        return new Result(layout(codes, scales, zeros, k, n, transposed, perChannel), rtnError, gptqError);
       }
+      double[] u = upperInverseCholesky(dense, k, mean == 0 ? 1 : mean, dampening);
+      return new Prepared(weights, original, h, u);
+    } catch (RuntimeException e) {
+      h.close();
+      throw e;
     }
+  }
+
+  /** Where the row loop gets its codes: per-channel/tensor scales fixed up front, or groups chosen as rows arrive. */
+  interface Grid {
+    /** Called before row {@code row} is quantized, with the weights as compensation has left them. */
+    default void beforeRow(int row, double[] current) {}
+
+    int code(int row, int col, double value);
+
+    double decode(int row, int col, int q);
   }
 
   /**
@@ -234,9 +408,7 @@ final class Gptq {
     }
   }
 
-  private static void run(double[] w, double[] u, int k, int n, IntegerGrid grid, float[] scales, int[] zeros,
-      int[] codes, int blockSize) {
-    boolean perChannel = scales.length == n;
+  private static void run(double[] w, double[] u, int k, int n, Grid grid, int[] codes, int blockSize) {
     try (INDArray upper = Nd4j.create(u, new long[] {k, k}, 'c')) {
       for (int i1 = 0; i1 < k; i1 += blockSize) {
         int i2 = Math.min(i1 + blockSize, k);
@@ -244,13 +416,13 @@ final class Gptq {
         double[] errors = new double[count * n];
         for (int i = 0; i < count; i++) {
           int row = i1 + i;
+          grid.beforeRow(row, w);
           double d = u[row * k + row];
           for (int c = 0; c < n; c++) {
-            int s = perChannel ? c : 0;
             double value = w[row * n + c];
-            int q = grid.code(value, scales[s], zeros[s]);
+            int q = grid.code(row, c, value);
             codes[row * n + c] = q;
-            errors[i * n + c] = (value - IntegerGrid.decode(q, scales[s], zeros[s])) / d;
+            errors[i * n + c] = (value - grid.decode(row, c, q)) / d;
           }
           compensateWithinBlock(w, u, errors, k, n, i1, i, row, count);
         }

@@ -58,10 +58,17 @@ public final class OnnxPipeline {
               java.util.Map.of("n", p.n(), "m", p.m()));
         }
         case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) -> {
-          PruningSteps.Structured s = PruningSteps.structured(current, selected, p, run::at);
+          PruningSteps.Structured s = PruningSteps.structured(current, selected, p, context, run::at);
           current = s.model();
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }
+        // ---- w4-prune (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.CORRELATION) -> {
+          PruningSteps.Structured s = RedundancyPruner.apply(current, selected, p, context, run::at);
+          current = s.model();
+          yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
+        }
+        // ---- w4-prune (end) ----
         case ShareSpec sh -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           PruningSteps.Shared s = PruningSteps.share(g, selected, sh, run::at);
@@ -113,7 +120,7 @@ public final class OnnxPipeline {
   }
 
   private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
-    List<TensorInfo> tensors = OnnxModels.summarize(model).tensors();
+    List<TensorInfo> tensors = TensorSelector.reachable(step, OnnxModels.weights(model));
     List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
         ? PruningSteps.selectForPrune(model, tensors, step.include(), step.exclude())
         : TensorSelector.select(tensors, step.include(), step.exclude());

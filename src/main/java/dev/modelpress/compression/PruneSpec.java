@@ -49,6 +49,14 @@ public record PruneSpec(
   public static final String SPARSEGPT = "sparsegpt";
   // ---- w3-wanda (end) ----
 
+  // ---- w4-prune (begin) ----
+  /** Redundancy pruning: remove neurons whose activations a kept twin predicts, folding them into the next layer. */
+  public static final String CORRELATION = "correlation";
+
+  /** Default minimum |Pearson r| of a neuron removed by correlation pruning with its twin. */
+  public static final double DEFAULT_CORRELATION = 0.95;
+  // ---- w4-prune (end) ----
+
   /** Structured (channel) pruning with graph rewrite. */
   public static final String STRUCTURED = "structured";
 
@@ -58,20 +66,26 @@ public record PruneSpec(
     GLOBAL
   }
 
-  /** How structured pruning ranks output channels: by the L1 or L2 norm of their weights. */
+  /**
+   * How structured pruning ranks output channels: by the L1 or L2 norm of their weights, or by
+   * their mean |activation| after the activation function on the job's calibration data.
+   */
   public enum Criterion {
     L1,
-    L2
+    L2,
+    ACTIVATION
   }
 
   /**
    * Which layers structured pruning shrinks: Conv output channels ({@code FILTERS}), Gemm/MatMul
-   * output neurons ({@code NEURONS}) or both ({@code CHANNELS}).
+   * output neurons ({@code NEURONS}), both ({@code CHANNELS}), or attention heads ({@code HEADS}).
    */
   public enum Target {
     CHANNELS,
     FILTERS,
-    NEURONS
+    NEURONS,
+    /** Whole attention heads of self-attention blocks ({@link HeadPruner}). */
+    HEADS
   }
 
   public PruneSpec {

@@ -126,11 +126,41 @@ final class PruningSteps {
   record Structured(ModelProto model, String summary, List<TensorReport> tensors, Map<String, Object> details) {}
 
   static Structured structured(ModelProto model, List<TensorInfo> selected, PruneSpec spec, ItemProgress run) {
+    return structured(model, selected, spec, null, run);
+  }
+
+  /** Structured pruning; {@code ctx} gives the calibration data the activation criterion needs. */
+  static Structured structured(ModelProto model, List<TensorInfo> selected, PruneSpec spec, PipelineContext ctx,
+      ItemProgress run) {
+    if (spec.target() == PruneSpec.Target.HEADS) {
+      return HeadPruner.prune(model, selected, spec, run);
+    }
     Set<String> weights = new HashSet<>();
     selected.forEach(t -> weights.add(t.name()));
     long paramsBefore = OnnxModels.summarize(model).parameterCount();
+    StructuredPruner.ChannelChoice choice = StructuredPruner.byNorm(spec);
+    Map<String, double[]> activations = null;
+    if (spec.criterion() == PruneSpec.Criterion.ACTIVATION) {
+      ChannelActivations.requireCalibration(ctx, "structured pruning by activation");
+      List<ChannelActivations.Probe> probes = new ArrayList<>();
+      for (NodeProto n : model.getGraph().getNodeList()) {
+        if (StructuredPruner.isCandidate(n, spec.target()) && n.getInputCount() > 1 && weights.contains(n.getInput(1))) {
+          probes.add(ChannelActivations.probe(model.getGraph(), n.getInput(1)));
+        }
+      }
+      Map<String, double[]> measured = ChannelActivations.meanAbs(model, probes, ctx,
+          "structured pruning by activation", run);
+      activations = measured;
+      choice = (weight, values, dims, outAxis, count) -> {
+        double[] scores = measured.get(weight);
+        if (scores == null || scores.length != count) {
+          throw new StructuredPruner.Refusal("its activations were not measured on " + count + " channels");
+        }
+        return StructuredPruner.lowest(scores, spec.sparsity());
+      };
+    }
     StructuredPruner.Outcome out = StructuredPruner.prune(model.getGraph(), spec, weights, !spec.include().isEmpty(),
-        (item, items) -> run.at(item, items, "removing channels"));
+        choice, (item, items) -> run.at(item, items, "removing channels"));
     ModelProto result = model.toBuilder().setGraph(out.graph()).build();
     long paramsAfter = OnnxModels.summarize(result).parameterCount();
     List<Map<String, Object>> layers = new ArrayList<>();
@@ -153,9 +183,14 @@ final class PruningSteps {
     details.put("modelParametersAfter", paramsAfter);
     details.put("layers", layers);
     details.put("skipped", out.skipped());
+    if (activations != null) {
+      // The score of every channel, so a client can see what was removed and why.
+      details.put("meanAbsActivation", activations);
+    }
     String summary = String.format(Locale.ROOT,
-        "structured pruning (%s norm) removed %.0f%% of the output channels of %d layers%s: model parameters %d -> %d (%.1f%%)",
-        spec.criterion().name(), 100 * spec.sparsity(), out.layers().size(),
+        "structured pruning (%s) removed %.0f%% of the output channels of %d layers%s: model parameters %d -> %d (%.1f%%)",
+        spec.criterion() == PruneSpec.Criterion.ACTIVATION ? "mean |activation| on calibration data"
+            : spec.criterion().name() + " norm", 100 * spec.sparsity(), out.layers().size(),
         out.skipped().isEmpty() ? "" : " (" + out.skipped().size() + " skipped, see details)",
         paramsBefore, paramsAfter, 100.0 * paramsAfter / Math.max(1, paramsBefore));
     return new Structured(result, summary, out.tensors(), details);

@@ -55,6 +55,17 @@ public final class SpecValidator {
         case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) ->
             validateActivationPrune(p, at, hasCalibration, violations);
         // ---- w3-wanda (end) ----
+        // ---- w4-prune: data-aware structured and correlation pruning (begin) ----
+        case PruneSpec p when p.method().equals(PruneSpec.CORRELATION) ->
+            validateCorrelation(p, at, hasCalibration, violations);
+        case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) && p.criterion() == PruneSpec.Criterion.ACTIVATION -> {
+          if (!hasCalibration) {
+            violations.add(new Violation("calibrationDatasetId", at + " (structured pruning by activation) needs a "
+                + "calibration dataset: channels are ranked by their mean |activation| on it"));
+          }
+          validatePrune(p, at, violations);
+        }
+        // ---- w4-prune (end) ----
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
@@ -64,7 +75,7 @@ public final class SpecValidator {
       quantized |= step instanceof QuantizeSpec || step instanceof CalibratedQuantizeSpec
           || step instanceof TrainSpec t && t.kind() == TrainSpec.Kind.QAT;
       shared |= step instanceof ShareSpec;
-      validateSelection(step, at, model.tensors(), violations);
+      validateSelection(step, at, TensorSelector.reachable(step, model.tensors()), violations);
     }
     return violations;
   }
@@ -108,7 +119,8 @@ public final class SpecValidator {
   }
   // ---- w3-wanda (end) ----
 
-  private static void validatePrune(PruneSpec p, String at, List<Violation> out) {
+  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  static void validatePrune(PruneSpec p, String at, List<Violation> out) {
     // ---- w2-prune: N:M and structured (begin) ----
     switch (p.method()) {
       case PruneSpec.MAGNITUDE -> {}
@@ -122,7 +134,7 @@ public final class SpecValidator {
       }
       default -> {
         out.add(new Violation(at + ".method", "unknown pruning method '" + p.method()
-            + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+            + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
         return;
       }
     }
@@ -145,6 +157,29 @@ public final class SpecValidator {
       }
     }
   }
+
+  // ---- w4-prune (begin) ----
+  private static void validateCorrelation(PruneSpec p, String at, boolean hasCalibration, List<Violation> out) {
+    if (!hasCalibration) {
+      out.add(new Violation("calibrationDatasetId", at + " (correlation pruning) needs a calibration dataset: "
+          + "redundant neurons are found from their activations on it"));
+    }
+    if (p.sparsity() != null && p.threshold() != null) {
+      out.add(new Violation(at, "give either sparsity (fraction of each layer's neurons removed) or threshold "
+          + "(minimum |Pearson r| with a kept twin), not both"));
+    }
+    if (p.sparsity() != null && !(p.sparsity() > 0 && p.sparsity() < 1)) {
+      out.add(new Violation(at + ".sparsity", "must be above 0 and below 1 (got " + p.sparsity() + ")"));
+    }
+    if (p.threshold() != null && !(p.threshold() > 0 && p.threshold() <= 1)) {
+      out.add(new Violation(at + ".threshold", "is the minimum |Pearson r| of a removed neuron with its twin: above 0 "
+          + "and at most 1 (got " + p.threshold() + ")"));
+    }
+    if (p.scope() == PruneSpec.Scope.GLOBAL) {
+      out.add(new Violation(at + ".scope", "correlation pruning works layer by layer; use layer"));
+    }
+  }
+  // ---- w4-prune (end) ----
 
   // ---- w2-prune: N:M, structured and share checks (begin) ----
 
@@ -180,6 +215,11 @@ public final class SpecValidator {
     }
     if (p.scope() == PruneSpec.Scope.GLOBAL) {
       out.add(new Violation(at + ".scope", "structured pruning removes the same fraction of every layer; use layer"));
+    }
+    // w4-prune: heads are ranked by their weights' norms only.
+    if (p.target() == PruneSpec.Target.HEADS && p.criterion() == PruneSpec.Criterion.ACTIVATION) {
+      out.add(new Violation(at + ".criterion", "attention heads are ranked by the l1 or l2 norm of their weights; "
+          + "activation applies to channels, filters and neurons"));
     }
   }
 
@@ -221,7 +261,8 @@ public final class SpecValidator {
 
   // ---- weight-only quantization schemes (bits, grid, granularity, group, dtype, format) ----
 
-  private static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
+  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
     String w = at + ".weights";
     if (!q.isInteger()) {
       if (q.bits() != 16) {
@@ -285,6 +326,14 @@ public final class SpecValidator {
     }
     int bits = c.weights().bits();
     CalibratedQuantizeSpec.Activations a = c.activations();
+    if (c.weights().granularity() == QuantizeSpec.Granularity.GROUP) {
+      // Grouped weights: GPTQ only, written by the weight-only encoder (its checks apply).
+      if (a != null || c.target() != null || c.sensitivity() || c.method() != CalibratedQuantizeSpec.Method.GPTQ) {
+        out.add(new Violation(at + ".weights.granularity", "group applies to weight-only round-to-nearest and to method "
+            + "gptq; static activations, sensitivity and mixed precision use channel or tensor weights"));
+      }
+      validateQuantize(c.weights(), at, model.opsets().getOrDefault("", 0L), out);
+    }
     if (a != null) {
       if (bits != 8) {
         out.add(new Violation(at + ".weights.bits", "static quantization uses 8-bit weights (got " + bits + ")"));

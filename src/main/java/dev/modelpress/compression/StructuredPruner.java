@@ -65,6 +65,40 @@ final class StructuredPruner {
 
   private StructuredPruner() {}
 
+  /**
+   * Chooses which output channels of one layer go. Returns the removed flags (length
+   * {@code count}), or {@code null} when this layer loses none.
+   */
+  @FunctionalInterface
+  interface ChannelChoice {
+    boolean[] removed(String weight, float[] values, List<Long> dims, int outAxis, int count);
+  }
+
+  /** The spec's fraction of channels, lowest {@code scores} first (ties remove the later channel). */
+  static boolean[] lowest(double[] scores, double sparsity) {
+    int count = scores.length;
+    int remove = (int) Math.min(count - 1L, (long) Math.floor(sparsity * count + 1e-9));
+    if (remove <= 0) {
+      return null;
+    }
+    Integer[] order = new Integer[count];
+    for (int i = 0; i < count; i++) {
+      order[i] = i;
+    }
+    // Lowest score first; ties remove the later channel, so the result does not depend on sort order.
+    Arrays.sort(order, (a, b) -> scores[a] != scores[b] ? Double.compare(scores[a], scores[b]) : Integer.compare(b, a));
+    boolean[] removed = new boolean[count];
+    for (int i = 0; i < remove; i++) {
+      removed[order[i]] = true;
+    }
+    return removed;
+  }
+
+  /** The weight-norm choice: the spec's L1 or L2 criterion. */
+  static ChannelChoice byNorm(PruneSpec spec) {
+    return (weight, values, dims, outAxis, count) -> lowest(norms(values, dims, outAxis, spec.criterion()), spec.sparsity());
+  }
+
   /** Whether this node is a layer structured pruning can shrink for the target. */
   static boolean isCandidate(NodeProto node, PruneSpec.Target target) {
     boolean conv = node.getOpType().equals("Conv");
@@ -73,6 +107,7 @@ final class StructuredPruner {
       case FILTERS -> conv;
       case NEURONS -> linear;
       case CHANNELS -> conv || linear;
+      case HEADS -> false;
     };
   }
 
@@ -86,6 +121,12 @@ final class StructuredPruner {
    */
   static Outcome prune(GraphProto graph, PruneSpec spec, Set<String> selectedWeights, boolean explicit,
       java.util.function.BiConsumer<Integer, Integer> progress) {
+    return prune(graph, spec, selectedWeights, explicit, byNorm(spec), progress);
+  }
+
+  /** As above, with the channels each layer loses chosen by {@code choice}. */
+  static Outcome prune(GraphProto graph, PruneSpec spec, Set<String> selectedWeights, boolean explicit,
+      ChannelChoice choice, java.util.function.BiConsumer<Integer, Integer> progress) {
     GraphProto current = graph;
     List<String> layers = new ArrayList<>();
     for (NodeProto n : graph.getNodeList()) {
@@ -101,9 +142,10 @@ final class StructuredPruner {
       String weight = layers.get(i);
       Index index = new Index(current);
       try {
-        Plan plan = plan(index, weight, spec);
+        Plan plan = plan(index, weight, choice);
         if (plan == null) {
-          skipped.put(weight, "removing " + Math.round(100 * spec.sparsity()) + "% of its channels removes none");
+          skipped.put(weight, spec.sparsity() == null ? "no channel qualifies for removal"
+              : "removing " + Math.round(100 * spec.sparsity()) + "% of its channels removes none");
           continue;
         }
         current = apply(current, index, plan, done, tensorSizes);
@@ -210,7 +252,7 @@ final class StructuredPruner {
   private record Plan(String node, String op, String weight, int before, int after, Map<String, Edit> edits,
       Set<String> traced) {}
 
-  private static Plan plan(Index index, String weight, PruneSpec spec) {
+  private static Plan plan(Index index, String weight, ChannelChoice choice) {
     List<Use> uses = index.uses(weight);
     if (uses.size() != 1) {
       throw new Refusal("the weight is read by " + uses.size() + " nodes; a shared weight cannot lose channels for one");
@@ -247,20 +289,18 @@ final class StructuredPruner {
       default -> throw new Refusal(label(node) + " is not a Conv, Gemm or MatMul");
     }
     int count = (int) w.getDims(outAxis);
-    int remove = (int) Math.min(count - 1L, (long) Math.floor(spec.sparsity() * count));
-    if (remove <= 0) {
+    boolean[] removed = choice.removed(weight, OnnxTensors.toFloats(w), w.getDimsList(), outAxis, count);
+    int remove = 0;
+    if (removed != null) {
+      for (boolean r : removed) {
+        remove += r ? 1 : 0;
+      }
+    }
+    if (remove == 0) {
       return null;
     }
-    double[] scores = norms(OnnxTensors.toFloats(w), w.getDimsList(), outAxis, spec.criterion());
-    Integer[] order = new Integer[count];
-    for (int i = 0; i < count; i++) {
-      order[i] = i;
-    }
-    // Lowest norm first; ties remove the later channel, so the result does not depend on sort order.
-    Arrays.sort(order, (a, b) -> scores[a] != scores[b] ? Double.compare(scores[a], scores[b]) : Integer.compare(b, a));
-    boolean[] removed = new boolean[count];
-    for (int i = 0; i < remove; i++) {
-      removed[order[i]] = true;
+    if (remove >= count) {
+      throw new Refusal("every output channel would be removed");
     }
     int[] kept = new int[count - remove];
     for (int c = 0, j = 0; c < count; c++) {
@@ -302,6 +342,10 @@ final class StructuredPruner {
   private static void trace(Index index, String start, Channels first, Map<String, Edit> edits, Set<String> traced) {
     Deque<Map.Entry<String, Channels>> work = new ArrayDeque<>();
     work.add(Map.entry(start, first));
+    // Element-wise joins of two computed operands (x·sigmoid(x), a GELU's x·Φ(x)): the first operand
+    // to arrive waits here; the join is followed once the other arrives with the same channels.
+    Map<String, Channels> waiting = new LinkedHashMap<>();
+    Map<String, String> waitingWhy = new LinkedHashMap<>();
     while (!work.isEmpty()) {
       var item = work.poll();
       String tensor = item.getKey();
@@ -347,9 +391,28 @@ final class StructuredPruner {
         } else if (ELEMENTWISE.contains(op)) {
           String other = n.getInput(1 - use.input());
           TensorProto p = index.init(other);
+          if (p == null && isBroadcastConstant(index, other, ch)) {
+            // A Constant node that is the same for every channel (a GELU's 1/√2 or 0.5): nothing to cut.
+            work.add(Map.entry(n.getOutput(0), ch));
+            continue;
+          }
           if (p == null) {
-            throw new Refusal(at + " combines the pruned channels with '" + other + "', which is computed, not an "
-                + "initializer (a residual branch keeps every channel, so none can be removed on one side only)");
+            String key = n.getOutput(0);
+            Channels early = waiting.remove(key);
+            if (early == null) {
+              waiting.put(key, ch);
+              waitingWhy.put(key, at + " combines the pruned channels with '" + other + "', which is computed, not an "
+                  + "initializer (a residual branch keeps every channel, so none can be removed on one side only)");
+              continue;
+            }
+            waitingWhy.remove(key);
+            if (!sameChannels(early, ch)) {
+              throw new Refusal(at + " combines two tensors whose channels are cut differently");
+            }
+            // Both operands carry the same surviving channels: the product or sum keeps exactly those.
+            Integer rank = early.rank() == null || ch.rank() == null ? null : Math.max(early.rank(), ch.rank());
+            work.add(Map.entry(key, new Channels(ch.kept(), ch.count(), ch.block(), ch.axisFromEnd(), rank)));
+            continue;
           }
           int otherRank = p.getDimsCount();
           sliceBroadcast(index, edits, p, ch, at + " operand '" + other + "'");
@@ -400,6 +463,33 @@ final class StructuredPruner {
         }
       }
     }
+    if (!waitingWhy.isEmpty()) {
+      throw new Refusal(waitingWhy.values().iterator().next());
+    }
+  }
+
+  private static boolean sameChannels(Channels a, Channels b) {
+    return Arrays.equals(a.kept(), b.kept()) && a.count() == b.count() && a.block() == b.block()
+        && a.axisFromEnd() == b.axisFromEnd();
+  }
+
+  /**
+   * Whether {@code tensor} is a Constant node's value that broadcasts over the channels (a dim of
+   * 1, or no dim, at the channel axis), so the pruned channels need no edit of it.
+   */
+  private static boolean isBroadcastConstant(Index index, String tensor, Channels ch) {
+    NodeProto p = index.producer.get(tensor);
+    if (p == null || !p.getOpType().equals("Constant")) {
+      return false;
+    }
+    for (AttributeProto a : p.getAttributeList()) {
+      if (a.getName().equals("value") && a.hasT()) {
+        TensorProto t = a.getT();
+        int at = t.getDimsCount() + ch.axisFromEnd();
+        return at < 0 || t.getDims(at) == 1;
+      }
+    }
+    return false;
   }
 
   private static Channels concat(Index index, NodeProto n, int input, Channels ch) {

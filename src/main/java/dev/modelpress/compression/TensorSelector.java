@@ -58,6 +58,18 @@ public final class TensorSelector {
     return selected;
   }
 
+  /**
+   * The part of the catalogue a step can rewrite: the weight-only {@code quantize} step rewrites
+   * every tensor (main-graph initializers, {@code Constant} values, subgraph weights); the other
+   * steps rewrite main-graph initializers only, so they never see the rest.
+   */
+  public static List<TensorInfo> reachable(StepSpec step, List<TensorInfo> tensors) {
+    if (step instanceof QuantizeSpec) {
+      return tensors;
+    }
+    return tensors.stream().filter(TensorInfo::mainGraphInitializer).toList();
+  }
+
   /** Floating-point tensors are the only ones a step can select. */
   public static boolean isCandidate(TensorInfo t) {
     return OnnxTensors.isFloatingPoint(t.dtype());
@@ -159,9 +171,10 @@ public final class TensorSelector {
   static String unsupportedType(StepSpec step, TensorInfo t) {
     boolean supported = switch (step) {
       case PruneSpec p -> t.dtype().equals("FLOAT") || t.dtype().equals("FLOAT16");
-      // A cast keeps tensors already in its type as they are.
+      // A cast keeps tensors already in its type as they are; integer codes are taken from FLOAT16
+      // weights too (decoded back to FLOAT16).
       case QuantizeSpec q -> t.dtype().equals("FLOAT")
-          || q.dtype() == QuantizeSpec.WeightType.FP16 && t.dtype().equals("FLOAT16")
+          || q.dtype() != QuantizeSpec.WeightType.BF16 && t.dtype().equals("FLOAT16")
           || q.dtype() == QuantizeSpec.WeightType.BF16 && t.dtype().equals("BFLOAT16");
       case ShareSpec s -> t.dtype().equals("FLOAT");
       case CalibratedQuantizeSpec c -> t.dtype().equals("FLOAT");
@@ -170,7 +183,7 @@ public final class TensorSelector {
     if (supported) {
       return null;
     }
-    String allowed = step instanceof PruneSpec ? "FLOAT and FLOAT16" : "FLOAT";
+    String allowed = step instanceof PruneSpec || step instanceof QuantizeSpec ? "FLOAT and FLOAT16" : "FLOAT";
     return "tensor '" + t.name() + "' is " + t.dtype() + "; " + step.type() + " supports " + allowed
         + " tensors only so far (exclude it)";
   }

@@ -85,13 +85,26 @@ final class CalibratedSteps {
     QuantizeSpec.Granularity granularity = switch (w.getGranularity()) {
       case "channel" -> QuantizeSpec.Granularity.CHANNEL;
       case "tensor" -> QuantizeSpec.Granularity.TENSOR;
+      case "group" -> QuantizeSpec.Granularity.GROUP;
       default -> {
         errors.add(new ApiProblem.FieldError(at + ".weights.granularity",
-            "must be channel or tensor, not '" + w.getGranularity() + "'"));
+            "must be channel, tensor or group, not '" + w.getGranularity() + "'"));
         yield QuantizeSpec.Granularity.CHANNEL;
       }
     };
     QuantizeSpec weights = new QuantizeSpec(w.getBits(), w.getSymmetric(), granularity, include, exclude);
+    if (granularity == QuantizeSpec.Granularity.GROUP) {
+      // Grouped GPTQ is written by the weight-only encoder, so the weight-only fields apply.
+      QuantizeSpec.RangeMethod range = "mse".equals(w.getRange()) ? QuantizeSpec.RangeMethod.MSE
+          : QuantizeSpec.RangeMethod.MINMAX;
+      QuantizeSpec.Format format = switch (w.getFormat() == null ? "auto" : w.getFormat()) {
+        case "qdq" -> QuantizeSpec.Format.QDQ;
+        case "matmulnbits" -> QuantizeSpec.Format.MATMULNBITS;
+        default -> QuantizeSpec.Format.AUTO;
+      };
+      weights = new QuantizeSpec(w.getBits(), w.getSymmetric(), granularity, include, exclude, w.getGroupSize(), null,
+          !Boolean.FALSE.equals(w.getSigned()), null, range, format);
+    }
     return new CalibratedQuantizeSpec(weights, method, activations(s.getActivations(), at, errors),
         target(s.getTarget(), at, errors), Boolean.TRUE.equals(s.getSensitivity()));
   }

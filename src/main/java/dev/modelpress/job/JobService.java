@@ -78,12 +78,29 @@ public class JobService {
     List<JobStep> steps = JobSpecs.normalize(request.getSteps());
     List<StepSpec> specs = JobSpecs.toSpecs(steps);
     ModelEntity model = findReferenced(() -> models.get(request.getModelId()), "modelId", "model", request.getModelId());
-    if (!"onnx".equals(model.getFormat())) {
+    boolean safetensors = "safetensors".equals(model.getFormat()); // w4-st
+    if (!safetensors && !"onnx".equals(model.getFormat())) {
       throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED,
           "compression of " + model.getFormat() + " models is not built yet; ONNX models are supported");
     }
     ModelSummary summary = models.fullSummary(model);
+    // ---- w4-qgraph: external-data models run the streaming quantizer only (begin) ----
+    if (ModelService.isArchive(model)) {
+      boolean search = steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType());
+      String why = search ? "a search over a model with external data is not built yet"
+          : dev.modelpress.compression.ExternalDataQuantizer.unsupported(specs,
+              request.getCalibrationDatasetId() != null || request.getEvaluationDatasetId() != null);
+      if (why != null) {
+        throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED, why);
+      }
+    }
+    // ---- w4-qgraph (end) ----
     List<ApiProblem.FieldError> errors = new ArrayList<>();
+    // ---- w4-st (begin): safetensors checkpoints follow SafetensorsPipeline's rules ----
+    if (safetensors) {
+      SafetensorsSubmission.check(steps, specs, request, summary, errors);
+    } else
+    // ---- w4-st (end) ----
     // ---- w3-search (begin): a search validates each recipe and stores its resolved space ----
     if (steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType())) {
       boolean labels = false;
@@ -97,19 +114,25 @@ public class JobService {
     // ---- w3-search (end) ----
     SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
         .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
-    checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);
+    if (!safetensors) { // w4-st: SafetensorsSubmission refuses datasets (no graph to feed them to)
+      checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);
+      checkDataset(request.getEvaluationDatasetId(), "evaluationDatasetId", summary, errors);
+    }
     // ---- training steps (begin) ----
     if (TrainingSteps.anyTraining(steps)) {
-      if (request.getTrainingDatasetId() == null) {
+      if (safetensors) {
+        errors.add(new ApiProblem.FieldError("steps", "training steps need an ONNX graph to train; safetensors "
+            + "checkpoints hold weights only"));
+      } else if (request.getTrainingDatasetId() == null) {
         errors.add(new ApiProblem.FieldError("trainingDatasetId", "required: the job has a training step ("
             + "distill, finetune, prune l1 or quantize qat) and training needs samples"));
+      } else {
+        training.check(request, steps, specs, model, summary, errors);
       }
-      training.check(request, steps, specs, model, summary, errors);
     } else if (request.getTrainingDatasetId() != null) {
       errors.add(new ApiProblem.FieldError("trainingDatasetId", "no step of this job trains"));
     }
     // ---- training steps (end) ----
-    checkDataset(request.getEvaluationDatasetId(), "evaluationDatasetId", summary, errors);
     callbackUrls.validate(request.getCallbackUrl())
         .ifPresent(m -> errors.add(new ApiProblem.FieldError("callbackUrl", m)));
     if (!errors.isEmpty()) {

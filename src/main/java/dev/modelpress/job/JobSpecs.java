@@ -10,7 +10,6 @@ import dev.modelpress.system.ApiProblem;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 
 /**
  * Translates the API's step objects into compression specs, filling defaults and collecting every
@@ -43,6 +42,10 @@ public final class JobSpecs {
         n.setCriterion(s.getCriterion() == null && structured ? "l1" : lower(s.getCriterion()));
         n.setUnit(s.getUnit() == null && structured ? "channels" : lower(s.getUnit()));
         // ---- w2-prune (end) ----
+        // w4-prune: correlation pruning without sparsity or threshold removes every neuron with |r| >= 0.95.
+        if (PruneSpec.CORRELATION.equals(n.getMethod()) && s.getSparsity() == null && s.getThreshold() == null) {
+          n.setThreshold(PruneSpec.DEFAULT_CORRELATION);
+        }
       } else if ("share".equals(n.getType())) {
         n.setClusters(s.getClusters() == null ? 32 : s.getClusters());
         n.setIterations(s.getIterations() == null ? ShareSpec.DEFAULT_ITERATIONS : s.getIterations());
@@ -204,11 +207,26 @@ public final class JobSpecs {
           forbid(errors, at + ".clusters", s.getClusters(), "prune");
           forbid(errors, at + ".iterations", s.getIterations(), "prune");
           String method = s.getMethod();
-          if (PLANNED_PRUNING.contains(method)) {
-            notBuilt.add(at + ".method: " + method + " needs calibration data and is not built yet; use magnitude, "
-                + "nm or structured");
+          // ---- w4-prune (begin) ----
+          if ("activation".equals(method)) {
+            errors.add(new ApiProblem.FieldError(at + ".method", "activation statistics rank whole channels: use "
+                + "method structured with criterion activation (and a calibrationDatasetId)"));
             continue;
           }
+          if (PruneSpec.CORRELATION.equals(method)) {
+            forbid(errors, at + ".n", s.getN(), "correlation prune");
+            forbid(errors, at + ".m", s.getM(), "correlation prune");
+            forbid(errors, at + ".criterion", s.getCriterion(), "correlation prune");
+            forbid(errors, at + ".unit", s.getUnit(), "correlation prune");
+            if (!"layer".equals(s.getScope())) {
+              errors.add(new ApiProblem.FieldError(at + ".scope", "correlation pruning works layer by layer; scope "
+                  + "must be layer"));
+            }
+            specs.add(new PruneSpec(PruneSpec.CORRELATION, s.getSparsity(), s.getThreshold(), PruneSpec.Scope.LAYER,
+                list(s.getInclude()), list(s.getExclude())));
+            continue;
+          }
+          // ---- w4-prune (end) ----
           // ---- w3-wanda (begin) ----
           if (PruneSpec.WANDA.equals(method) || PruneSpec.SPARSEGPT.equals(method)) {
             forbid(errors, at + ".threshold", s.getThreshold(), method + " prune");
@@ -238,7 +256,7 @@ public final class JobSpecs {
           // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
-                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+                "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
           }
           PruneSpec.Scope scope = switch (s.getScope()) {
             case "layer" -> PruneSpec.Scope.LAYER;
@@ -303,9 +321,6 @@ public final class JobSpecs {
 
   // ---- w2-prune (begin) ----
 
-  /** Data-aware pruning methods that are planned (they need a calibration dataset). */
-  private static final Set<String> PLANNED_PRUNING = Set.of("correlation", "activation");
-
   private static void copyPruneFields(JobStep from, JobStep to) {
     to.setN(from.getN());
     to.setM(from.getM());
@@ -345,9 +360,10 @@ public final class JobSpecs {
     PruneSpec.Criterion criterion = switch (s.getCriterion()) {
       case "l1" -> PruneSpec.Criterion.L1;
       case "l2" -> PruneSpec.Criterion.L2;
+      case "activation" -> PruneSpec.Criterion.ACTIVATION; // w4-prune: needs calibrationDatasetId
       default -> {
-        errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1 or l2, not '" + s.getCriterion() + "'"
-            + (s.getCriterion().equals("activation") ? " (activation statistics need calibration data: planned)" : "")));
+        errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1, l2 or activation, not '"
+            + s.getCriterion() + "'"));
         yield PruneSpec.Criterion.L1;
       }
     };
@@ -355,13 +371,10 @@ public final class JobSpecs {
       case "channels" -> PruneSpec.Target.CHANNELS;
       case "filters" -> PruneSpec.Target.FILTERS;
       case "neurons" -> PruneSpec.Target.NEURONS;
-      case "heads" -> {
-        notBuilt.add(at + ".target: removing attention heads is not built yet; use channels, filters or neurons");
-        yield PruneSpec.Target.CHANNELS;
-      }
+      case "heads" -> PruneSpec.Target.HEADS; // w4-prune: attention heads (HeadPruner)
       default -> {
         errors.add(new ApiProblem.FieldError(at + ".unit",
-            "must be channels, filters or neurons, not '" + s.getUnit() + "'"));
+            "must be channels, filters, neurons or heads, not '" + s.getUnit() + "'"));
         yield PruneSpec.Target.CHANNELS;
       }
     };

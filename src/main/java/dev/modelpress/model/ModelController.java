@@ -39,8 +39,8 @@ class ModelController implements ModelsApi {
     this.spool = spool;
   }
 
-  @PostMapping(path = "/v1/models", consumes = MediaType.APPLICATION_OCTET_STREAM_VALUE,
-      produces = MediaType.APPLICATION_JSON_VALUE)
+  @PostMapping(path = "/v1/models", consumes = {MediaType.APPLICATION_OCTET_STREAM_VALUE,
+      "application/zip", "application/x-tar"}, produces = MediaType.APPLICATION_JSON_VALUE)
   ResponseEntity<Model> uploadRaw(@RequestParam(required = false) String name,
       @RequestParam(required = false) String format, HttpServletRequest request) throws IOException {
     try (UploadSpool.Spooled upload = Uploads.spoolRaw(spool, request)) {
@@ -73,7 +73,7 @@ class ModelController implements ModelsApi {
   @Override
   public ResponseEntity<List<Tensor>> listModelTensors(UUID modelId) {
     return ResponseEntity.ok(service.tensors(service.get(modelId)).stream()
-        .map(t -> new Tensor(t.name(), t.dtype(), t.shape(), t.consumers()))
+        .map(t -> new Tensor(t.name(), t.dtype(), t.shape(), t.consumers()).location(t.location()))
         .toList());
   }
 

@@ -3,6 +3,7 @@ package dev.modelpress.model;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.ValueInfo;
+import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.storage.ArtifactStore;
 import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
@@ -45,9 +46,14 @@ public class ModelService {
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
   private final StorageQuota quota;
+  /** Caps on sharded-checkpoint archives (w4-st), set from configuration below. */
+  private dev.modelpress.format.safetensors.SafetensorsShards.Limits archiveLimits =
+      dev.modelpress.format.safetensors.SafetensorsShards.Limits.DEFAULT;
+  private final UploadSpool spool;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
-      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota) {
+      TransactionTemplate tx, JdbcClient jdbc, StorageQuota quota, UploadSpool spool) {
+    this.spool = spool;
     this.models = models;
     this.store = store;
     this.json = json;
@@ -65,9 +71,26 @@ public class ModelService {
     }
     String owner = Owners.current();
     quota.check(owner, upload.size());
-    ModelSummary summary = ModelInspector.inspect(upload.file(), declaredFormat, fileName);
+    // ---- w4-st + w4-qgraph (begin): a .zip/.tar upload is an ONNX model with external data when it
+    // holds an .onnx file, else a sharded safetensors checkpoint (index + shards) ----
+    String stArchive = "onnx".equals(declaredFormat) ? null
+        : dev.modelpress.format.safetensors.SafetensorsShards.archiveKind(upload.file());
+    OnnxArchive.Kind archive = declaredFormat == null || declaredFormat.equals("onnx")
+        ? OnnxArchive.detect(upload.file()) : null;
+    if (archive != null && stArchive != null && !"onnx".equals(declaredFormat)
+        && !ArchiveRouting.holdsOnnx(upload.file())) {
+      archive = null;
+    } else if (archive != null) {
+      stArchive = null;
+    }
+    ModelSummary summary = archive != null ? ModelArchives.inspect(upload.file(), spool.dir(), limits())
+        : stArchive != null ? SafetensorsShardUpload.inspect(upload.file(), archiveLimits)
+        : ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
-    String key = "models/" + id + "/model." + summary.format();
+    // Archives are stored as uploaded (model.onnx.zip, model.safetensors.tar, ...); workers unpack them again.
+    String key = "models/" + id + "/model." + summary.format()
+        + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive : "");
+    // ---- w4-st + w4-qgraph (end) ----
     StoredObject stored = store.put(key, upload.file());
     try {
       ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
@@ -84,6 +107,32 @@ public class ModelService {
       throw e;
     }
   }
+
+  // ---- w4-st (begin): caps on sharded-checkpoint archives, docs/safetensors.md ----
+  @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-entries:10000}")
+  void archiveMaxEntries(int entries) {
+    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(entries, archiveLimits.maxBytes());
+  }
+
+  @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-bytes:1TB}")
+  void archiveMaxBytes(org.springframework.util.unit.DataSize bytes) {
+    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(archiveLimits.maxEntries(),
+        bytes.toBytes());
+  }
+  // ---- w4-st (end) ----
+
+  // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
+  /** What an archive may unpack to: the upload limit (at most 100× the archive's own size). */
+  public OnnxArchive.Limits limits() {
+    return OnnxArchive.Limits.of(spool.maxBytes());
+  }
+
+  /** Whether the model was uploaded as an archive of an ONNX file plus its external data files. */
+  public static boolean isArchive(ModelEntity model) {
+    String key = model.getStorageKey();
+    return key.endsWith(".onnx.zip") || key.endsWith(".onnx.tar");
+  }
+  // ---- w4-qgraph (end) ----
 
   public ModelEntity get(UUID id) {
     return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));

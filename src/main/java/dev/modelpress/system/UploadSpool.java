@@ -27,6 +27,11 @@ public final class UploadSpool {
   }
 
   /** The largest upload accepted, in bytes. */
+  /** The spool directory (scratch space for uploads and what is unpacked from them). */
+  public Path dir() {
+    return dir;
+  }
+
   public long maxBytes() {
     return maxBytes;
   }

@@ -543,7 +543,12 @@ final class GraphTranslation {
     if (x.rank() < 0) {
       throw fail("its input's rank is unknown");
     }
-    int axis = axis(intAttr("axis", 1), x.rank() + 1);
+    long requested = intAttr("axis", 1);
+    // Flatten's axis may be the rank itself (all dims become rows); negative counts from the back.
+    int axis = (int) normalized(requested, x.rank());
+    if (axis < 0 || axis > x.rank()) {
+      throw fail("axis " + requested + " is out of range for rank " + x.rank());
+    }
     return new Value(flatten(x, axis), new long[] {product(x.shape(), 0, axis), product(x.shape(), axis, x.rank())}, null);
   }
 
@@ -751,9 +756,9 @@ final class GraphTranslation {
     if (x.rank() < 0) {
       throw fail("its input's rank is unknown");
     }
-    int start = axis(intAttr("start", 0), x.rank() + 1);
-    int end = node.getAttributeList().stream().anyMatch(a -> a.getName().equals("end"))
-        ? axis(intAttr("end", 0), x.rank() + 1) : x.rank();
+    // start and end count from the back when negative and are clamped to [0, rank].
+    int start = (int) Math.clamp(normalized(intAttr("start", 0), x.rank()), 0, x.rank());
+    int end = attr("end") == null ? x.rank() : (int) Math.clamp(normalized(intAttr("end", 0), x.rank()), 0, x.rank());
     SDVariable y = sd.shape(x.var());
     if (start != 0 || end != x.rank()) {
       y = sd.stridedSlice(y, new long[] {start}, new long[] {end}, 1);
@@ -793,7 +798,52 @@ final class GraphTranslation {
     for (int i = axis + 1; i < data.rank(); i++) {
       shape[k++] = data.shape()[i];
     }
-    return new Value(sd.gather(data.var(), idx, axis), shape, null);
+    return new Value(lookup(data, indices, idx, axis), shape, null);
+  }
+
+  /**
+   * Gather, in a form SameDiff differentiates correctly. ND4J 1.0.0-M2.1 differentiates its
+   * {@code gather} with a loop of {@code put} writes in a sub-function of a fixed name: a second
+   * gather in the graph fails to differentiate ("Unable to replace samediff namespace"), and a
+   * repeated index (padding, position and token-type ids repeat in every batch) keeps one
+   * contribution instead of their sum. So only data that needs no gradient (integer tensors,
+   * constants) goes through {@code gather}; a constant scalar index becomes a strided slice, and
+   * other lookups into a weight or activation a one-hot product along axis 0, whose gradient is the
+   * exact sum ({@code onehot^T . dY}) at the cost of a [lookups, rows] matrix.
+   */
+  private SDVariable lookup(Value data, Value indices, SDVariable idx, int axis) {
+    if (!data.var().dataType().isFPType() || data.constant() != null) {
+      return sd.gather(data.var(), idx, axis);
+    }
+    int rank = data.rank();
+    if (indices.constant() != null && indices.rank() == 0) {
+      long i = idx.getArr().getLong(0);
+      long[] begin = new long[rank];
+      long[] end = new long[rank];
+      long[] strides = new long[rank];
+      Arrays.fill(strides, 1);
+      begin[axis] = i;
+      end[axis] = i + 1;
+      int all = ((1 << rank) - 1) & ~(1 << axis);
+      return sd.stridedSlice(data.var(), begin, end, strides, all, all, 0, 0, 1 << axis);
+    }
+    if (axis != 0 || data.shape()[0] < 0) {
+      throw fail("a lookup along axis " + axis + " of a tensor that needs gradients is not supported"
+          + " (only axis 0 of a tensor with a known first dim)");
+    }
+    long rows = data.shape()[0];
+    SDVariable oneHot = sd.oneHot(idx, Math.toIntExact(rows), -1, 1.0, 0.0, data.var().dataType());
+    SDVariable table = rank == 2 ? data.var() : sd.reshape(data.var(), rows, -1);
+    SDVariable flat = sd.mmul(sd.reshape(oneHot, -1, rows), table);
+    long[] tail = Arrays.copyOfRange(data.shape(), 1, rank);
+    long[] outShape = new long[indices.rank() + tail.length];
+    System.arraycopy(indices.shape(), 0, outShape, 0, indices.rank());
+    System.arraycopy(tail, 0, outShape, indices.rank(), tail.length);
+    if (known(outShape, 0, outShape.length)) {
+      return sd.reshape(flat, outShape);
+    }
+    SDVariable tailShape = known(tail, 0, tail.length) ? longs(tail) : shapeSlice(data, 1, rank);
+    return sd.reshape(flat, sd.concat(0, sd.shape(indices.var()), tailShape));
   }
 
   private Value cast() {
@@ -1058,6 +1108,10 @@ final class GraphTranslation {
 
   private static long dim(Value v, int i) {
     return v.shape() == null ? -1 : v.shape()[i];
+  }
+
+  private static long normalized(long axis, int rank) {
+    return axis < 0 ? axis + rank : axis;
   }
 
   private int axis(long axis, int rank) {

@@ -66,6 +66,9 @@ public final class OnnxTranslator {
       Map.entry("Div", Set.of(0, 1)),
       Map.entry("Gather", Set.of(0)));
 
+  /** Rows above which a {@code Gather} table (a vocabulary) stays frozen by default. */
+  public static final int MAX_TRAINED_LOOKUP_ROWS = 4096;
+
   /**
    * An operator the translator does not handle and the nodes using it.
    *
@@ -128,7 +131,9 @@ public final class OnnxTranslator {
    * {@code Conv}, {@code BatchNormalization} or {@code LayerNormalization} parameter, an operand of
    * {@code Add}/{@code Sub}/{@code Mul}/{@code Div}, the data of {@code Gather}), and none reads as
    * {@code BatchNormalization} running statistics. Others (shapes, scalars, running statistics,
-   * integer tensors) stay constants.
+   * integer tensors) stay constants, and so do lookup tables of more than {@value
+   * #MAX_TRAINED_LOOKUP_ROWS} rows (a vocabulary): a trained lookup costs a [lookups, rows] one-hot
+   * product per step (see the class notes), which a caller may still choose by naming the table.
    */
   public static Set<String> defaultTrainable(ModelProto model) {
     Map<String, TensorProto> floats = new HashMap<>();
@@ -138,7 +143,7 @@ public final class OnnxTranslator {
       }
     }
     Set<String> parameters = new HashSet<>();
-    Set<String> statistics = new HashSet<>();
+    Set<String> frozen = new HashSet<>();
     for (NodeProto n : model.getGraph().getNodeList()) {
       Set<Integer> slots = PARAMETER_SLOTS.getOrDefault(n.getOpType(), Set.of());
       for (int i = 0; i < n.getInputCount(); i++) {
@@ -146,16 +151,18 @@ public final class OnnxTranslator {
         if (!floats.containsKey(name)) {
           continue;
         }
-        if (slots.contains(i)) {
+        if (n.getOpType().equals("Gather") && i == 0 && floats.get(name).getDims(0) > MAX_TRAINED_LOOKUP_ROWS) {
+          frozen.add(name);
+        } else if (slots.contains(i)) {
           parameters.add(name);
         } else if (n.getOpType().equals("BatchNormalization")) {
-          statistics.add(name);
+          frozen.add(name);
         }
       }
     }
     Set<String> out = new LinkedHashSet<>();
     for (TensorProto t : model.getGraph().getInitializerList()) {
-      if (parameters.contains(t.getName()) && !statistics.contains(t.getName())) {
+      if (parameters.contains(t.getName()) && !frozen.contains(t.getName())) {
         out.add(t.getName());
       }
     }

@@ -4,6 +4,9 @@ import dev.modelpress.api.dto.JobProgress;
 import dev.modelpress.api.dto.ReportSummary;
 import dev.modelpress.compression.CompressionCancelledException;
 import dev.modelpress.compression.CompressionException;
+import dev.modelpress.compression.ExternalDataQuantizer;
+import dev.modelpress.compression.QuantizeSpec;
+import dev.modelpress.compression.StepReport;
 import dev.modelpress.compression.OnnxPipeline;
 import dev.modelpress.compression.PipelineContext;
 import dev.modelpress.compression.PipelineResult;
@@ -17,6 +20,7 @@ import dev.modelpress.evaluation.FidelityEvaluator;
 import dev.modelpress.evaluation.FidelityReport;
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.npy.NdArray;
+import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.job.JobEntity;
 import dev.modelpress.job.JobQueue;
@@ -172,7 +176,19 @@ class JobRunner {
             new MissingInput("dataset " + job.getCalibrationDatasetId() + " was deleted before the job ran"));
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
+    // ---- w4-qgraph: external-data models (begin) ----
+    if (ModelService.isArchive(model)) {
+      return executeExternal(job, exec, work, storedKeys, spec, steps, model, started);
+    }
+    // ---- w4-qgraph (end) ----
     Path originalFile = models.localCopy(model, work);
+    // ---- w4-st (begin): safetensors checkpoints run file to file in SafetensorsJob ----
+    if ("safetensors".equals(model.getFormat())) {
+      SafetensorsJob.Done done = new SafetensorsJob(store, json, clock)
+          .run(job, exec, spec, steps, model, originalFile, work, storedKeys, this::progress);
+      return new Outcome(done.summary(), progress(1, 1, "done", 1, 1, "finished"), done.artifacts());
+    }
+    // ---- w4-st (end) ----
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
     // ---- w3-search (begin) ----
@@ -350,6 +366,65 @@ class JobRunner {
     }
   }
   // ---- training steps (end) ----
+
+  // ---- w4-qgraph: external-data models (begin) ----
+  /**
+   * A model uploaded as an archive with external data: unpack it under the upload limits, run the
+   * streaming int8 quantizer (bounded heap, one chunk at a time) from the unpacked {@code .onnx} to
+   * {@code model.onnx} + {@code model.onnx.data}, and store both as artifacts beside the report.
+   * Submit has already refused (501) every step this path cannot run.
+   */
+  private Outcome executeExternal(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,
+      JobService.StoredSpec spec, List<StepSpec> steps, ModelEntity model, Instant started)
+      throws IOException, FormatException {
+    String unsupported = ExternalDataQuantizer.unsupported(steps, false);
+    if (unsupported != null) {
+      throw new CompressionException(unsupported);
+    }
+    Path archive = models.localCopy(model, work);
+    Path input = Files.createDirectories(work.resolve("input"));
+    Path modelFile = OnnxArchive.unpack(archive, input, models.limits());
+    exec.checkpoint();
+    Path output = Files.createDirectories(work.resolve("output"));
+    Path outFile = output.resolve("model.onnx");
+    StepReport step = ExternalDataQuantizer.quantize(modelFile, outFile, (QuantizeSpec) steps.getFirst(),
+        (index, total, type, item, items, message) -> {
+          exec.step(index, type);
+          exec.progress(progress(index + 1, 1, type, item, items, message));
+          exec.checkpoint();
+        });
+    exec.endStep();
+    Path dataFile = output.resolve("model.onnx.data");
+    long bytesBefore;
+    try (Stream<Path> files = Files.walk(input)) {
+      bytesBefore = files.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+    }
+    long bytesAfter = Files.size(outFile) + Files.size(dataFile);
+    PipelineResult result = new PipelineResult(null, List.of(step));
+    ReportSummary summary = summarize(result, null, bytesBefore, bytesAfter, model.getParameterCount());
+    Map<String, Object> report = new LinkedHashMap<>();
+    report.put("job", job.getId());
+    report.put("attempt", exec.claim.attempt());
+    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
+        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
+    report.put("steps", spec.steps());
+    report.put("summary", summary);
+    report.put("layers", ReportSections.layers(result));
+    report.put("stepReports", result.steps());
+    report.put("output", ReportSections.ordered("layout", "model.onnx + model.onnx.data (external data; download both "
+        + "into one directory)", "modelBytes", Files.size(outFile), "dataBytes", Files.size(dataFile)));
+    report.put("timings", Map.of("compressSeconds", Duration.between(started, clock.instant()).toMillis() / 1000.0));
+    Path reportFile = work.resolve("report.json");
+    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
+    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
+    artifacts.add(put(prefix + "model.onnx.data", dataFile, "model.onnx.data", "application/octet-stream",
+        storedKeys));
+    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    return new Outcome(summary, progress(1, 1, "done", 1, 1, "finished"), artifacts);
+  }
+  // ---- w4-qgraph (end) ----
 
   // ---- w3-search (begin) ----
   private Outcome executeSearch(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,

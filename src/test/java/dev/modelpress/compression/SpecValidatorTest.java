@@ -62,7 +62,7 @@ class SpecValidatorTest {
   @Test
   void rejectsUnknownPruningMethod() {
     assertThat(validate(new PruneSpec("random", 0.5, null, null, null, null)))
-        .containsExactly(new Violation("steps[0].method", "unknown pruning method 'random'; supported: magnitude, nm, structured, wanda, sparsegpt"));
+        .containsExactly(new Violation("steps[0].method", "unknown pruning method 'random'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
   }
 
   @Test
@@ -123,9 +123,14 @@ class SpecValidatorTest {
         List.of(new TensorInfo("H", "FLOAT16", List.of(2L, 4L), List.of("MatMul:1"))),
         List.of(), List.of(), java.util.Map.of("", 13L), 8, null, java.util.Map.of());
     assertThat(SpecValidator.validate(List.of(PruneSpec.layer(0.5)), fp16)).isEmpty();
-    assertThat(SpecValidator.validate(List.of(QuantizeSpec.int8(true, Granularity.CHANNEL)), fp16))
+    // Integer codes are taken from FLOAT16 weights too (decoded back to FLOAT16); BFLOAT16 is not read.
+    assertThat(SpecValidator.validate(List.of(QuantizeSpec.int8(true, Granularity.CHANNEL)), fp16)).isEmpty();
+    ModelSummary bf16 = new ModelSummary("onnx", 8,
+        List.of(new TensorInfo("H", "BFLOAT16", List.of(2L, 4L), List.of("MatMul:1"))),
+        List.of(), List.of(), java.util.Map.of("", 13L), 8, null, java.util.Map.of());
+    assertThat(SpecValidator.validate(List.of(QuantizeSpec.int8(true, Granularity.CHANNEL)), bf16))
         .containsExactly(new Violation("steps[0]",
-            "tensor 'H' is FLOAT16; quantize supports FLOAT tensors only so far (exclude it)"));
+            "tensor 'H' is BFLOAT16; quantize supports FLOAT and FLOAT16 tensors only so far (exclude it)"));
   }
 
   @Test

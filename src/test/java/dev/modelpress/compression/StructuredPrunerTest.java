@@ -247,6 +247,62 @@ class StructuredPrunerTest {
   }
 
   @Test
+  void aJoinOfTwoOperandsCarryingTheSameChannelsIsFollowedAndOneWithAResidualIsNot() throws Exception {
+    // SiLU written out: h = x·W1 + b1; s = h · Sigmoid(h) (Mul of two computed tensors); y = s·W2.
+    ModelProto m = OnnxGraphBuilder.opset(13)
+        .input("x", 2, 6)
+        .initializer("W1", randomFloats(1, 6 * 8, 1f), 6, 8)
+        .initializer("b1", randomFloats(2, 8, 0.2f), 8)
+        .initializer("W2", randomFloats(3, 8 * 3, 1f), 8, 3)
+        .matMul("x", "W1", "h0")
+        .add("h0", "b1", "h")
+        .node("Sigmoid", List.of("h"), List.of("g"))
+        .node("Mul", List.of("h", "g"), List.of("s"))
+        .matMul("s", "W2", "y")
+        .output("y")
+        .build();
+    PruneSpec w1 = PruneSpec.structured(0.5, PruneSpec.Criterion.L1, PruneSpec.Target.NEURONS)
+        .withSelection(List.of("W1"), List.of());
+    ModelProto pruned = OnnxPipeline.run(m, List.of(w1), Progress.NONE).model();
+    assertThat(Models.initializer(pruned, "W1").getDimsList()).containsExactly(6L, 4L);
+    assertThat(Models.initializer(pruned, "W2").getDimsList()).containsExactly(4L, 3L);
+    int[] kept = keptRows(RedundancyPrunerTest.transpose(Models.floats(m, "W1"), 6, 8),
+        RedundancyPrunerTest.transpose(Models.floats(pruned, "W1"), 6, 4), 6);
+    float[] w2 = Models.floats(m, "W2");
+    boolean[] keep = mask(8, kept);
+    for (int k = 0; k < 8; k++) {
+      if (!keep[k]) {
+        Arrays.fill(w2, k * 3, (k + 1) * 3, 0f);
+      }
+    }
+    float[] x = randomFloats(4, 12, 1f);
+    try (OrtRunner a = new OrtRunner(OnnxGraphBuilder.write(replace(m, Map.of("W2", w2)), dir));
+        OrtRunner b = new OrtRunner(OnnxGraphBuilder.write(pruned, dir))) {
+      float[] expected = a.run("y", "x", x, 2, 6);
+      float[] actual = b.run("y", "x", x, 2, 6);
+      for (int i = 0; i < expected.length; i++) {
+        assertThat(actual[i]).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-5f));
+      }
+    }
+
+    // h · x2 where x2 comes from another layer: that operand keeps every channel.
+    ModelProto residual = OnnxGraphBuilder.opset(13)
+        .input("x", 2, 6)
+        .initializer("W1", randomFloats(1, 6 * 8, 1f), 6, 8)
+        .initializer("V", randomFloats(5, 6 * 8, 1f), 6, 8)
+        .initializer("W2", randomFloats(3, 8 * 3, 1f), 8, 3)
+        .matMul("x", "W1", "h")
+        .matMul("x", "V", "v")
+        .node("Mul", List.of("h", "v"), List.of("s"))
+        .matMul("s", "W2", "y")
+        .output("y")
+        .build();
+    assertThatThrownBy(() -> OnnxPipeline.run(residual, List.of(w1), Progress.NONE))
+        .isInstanceOf(CompressionException.class)
+        .hasMessageContaining("combines the pruned channels with 'v', which is computed");
+  }
+
+  @Test
   void finalClassifierIsNotPrunedByDefault() {
     PipelineResult r = OnnxPipeline.run(cnn(), List.of(PruneSpec.layer(0.5)), Progress.NONE);
     assertThat(r.steps().getFirst().tensors()).extracting(TensorReport::name).containsExactly("W1", "W2");

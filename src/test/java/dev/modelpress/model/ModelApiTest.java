@@ -52,6 +52,27 @@ class ModelApiTest {
     api = new Api(port);
   }
 
+  // ---- w4-qgraph (begin) ----
+  @Test
+  void tensorsListIncludesConstantNodeWeightsWithTheirLocation() {
+    Path file = OnnxGraphBuilder.opset(13).input("x", 1, 8)
+        .initializer("b", new float[4], 4)
+        .constant("W", OnnxGraphBuilder.randomFloats(1, 32, 1f), 8, 4)
+        .matMul("x", "W", "h").add("h", "b", "y").output("y").writeTo(tmp);
+    Api.Response r = api.postFile("/v1/models", file);
+    assertThat(r.status()).as(r.body()).isEqualTo(201);
+    assertThat(r.json().get("tensorCount").asInt()).isEqualTo(2);
+
+    JsonNode tensors = api.get("/v1/models/" + r.json().get("id").asString() + "/tensors").json();
+    assertThat(tensors.size()).isEqualTo(2);
+    assertThat(tensors.get(0).get("name").asString()).isEqualTo("b");
+    assertThat(tensors.get(0).has("location") && !tensors.get(0).get("location").isNull()).isFalse();
+    assertThat(tensors.get(1).get("name").asString()).isEqualTo("W");
+    assertThat(tensors.get(1).get("location").asString()).isEqualTo("Constant node");
+    assertThat(tensors.get(1).get("consumers").get(0).asString()).isEqualTo("MatMul:1");
+  }
+  // ---- w4-qgraph (end) ----
+
   @Test
   void uploadsTheRealMiniLmAndSummarisesIt() throws Exception {
     Path model = MiniLm.modelFile();

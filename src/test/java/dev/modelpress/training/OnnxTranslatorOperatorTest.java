@@ -236,6 +236,21 @@ class OnnxTranslatorOperatorTest {
   }
 
   @Test
+  void negativeAxesOfFlattenAndShapeCountFromTheBack() {
+    ModelProto model = OnnxGraphBuilder.opset(15)
+        .inputSymbolic("x", FLOAT, "batch", 2, 3, 4)
+        .flatten("x", "flat", -1)                                                             // [6b, 4]
+        .node("Shape", List.of("x"), List.of("tail"), intAttr("start", -2))                  // [3, 4]
+        .node("Shape", List.of("x"), List.of("middle"), intAttr("start", 1), intAttr("end", -1)) // [2, 3]
+        .node("Cast", List.of("tail"), List.of("tailFloat"), intAttr("to", 1))
+        .node("Cast", List.of("middle"), List.of("middleFloat"), intAttr("to", 1))
+        .output("flat").output("tailFloat").output("middleFloat")
+        .build();
+
+    assertAgrees("negative axes", model, Map.of("x", random(30, 3, 2, 3, 4)));
+  }
+
+  @Test
   void softmaxFollowsEachOpsetsAxisSemantics() {
     for (int opset : new int[] {11, 13}) {
       // Before opset 13, Softmax(axis=1) on [b, 3, 4] normalises over all 12 values of a sample.

@@ -198,10 +198,23 @@ class PruningJobsTest {
     assertThat(afterShare.status()).isEqualTo(422);
     assertThat(field(afterShare)).isEqualTo("steps[1]");
 
+    // w4-prune: heads are built; they are ranked by weight norms, so the activation criterion is a 422.
     Api.Response heads = api.postJson("/v1/jobs", """
-        {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"unit":"heads"}]}"""
+        {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"unit":"heads",
+        "criterion":"activation"}]}""".formatted(modelId));
+    assertThat(heads.status()).isEqualTo(422);
+    assertThat(heads.json().get("errors").toString()).contains("steps[0].criterion").contains("calibrationDatasetId");
+    Api.Response correlation = api.postJson("/v1/jobs", """
+        {"modelId":"%s","steps":[{"type":"prune","method":"correlation","threshold":0.9}]}""".formatted(modelId));
+    assertThat(correlation.status()).isEqualTo(422);
+    assertThat(field(correlation)).isEqualTo("calibrationDatasetId");
+    assertThat(correlation.json().get("errors").get(0).get("message").asString())
+        .contains("steps[0] (correlation pruning)");
+    Api.Response byActivation = api.postJson("/v1/jobs", """
+        {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"criterion":"activation"}]}"""
         .formatted(modelId));
-    assertThat(heads.status()).isEqualTo(501);
+    assertThat(byActivation.status()).isEqualTo(422);
+    assertThat(field(byActivation)).isEqualTo("calibrationDatasetId");
 
     Api.Response wanda = api.postJson("/v1/jobs", """
         {"modelId":"%s","steps":[{"type":"prune","method":"wanda","sparsity":0.5}]}""".formatted(modelId));

@@ -1,11 +1,14 @@
 package dev.modelpress.compression.quantize;
 
+import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.model.onnx.proto.OnnxProto.AttributeProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.ValueInfoProto;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
@@ -38,12 +41,22 @@ public final class WeightAxes {
 
   private WeightAxes() {}
 
-  /** The axes of every initializer of {@code graph}, and which ones only main-graph MatMuls read as B. */
+  /**
+   * The axes of every initializer and {@code Constant} weight of {@code graph} (from its first
+   * consumer in the graph, else in a subgraph that reads it from this scope), and which ones only
+   * this graph's MatMuls read as B.
+   */
   public static WeightAxes of(GraphProto graph) {
     WeightAxes w = new WeightAxes();
     Map<String, Integer> rank = new HashMap<>();
     for (TensorProto t : graph.getInitializerList()) {
       rank.put(t.getName(), t.getDimsCount());
+    }
+    for (NodeProto n : graph.getNodeList()) {
+      TensorProto c = OnnxModels.constantWeight(n);
+      if (c != null) {
+        rank.put(n.getOutput(0), c.getDimsCount());
+      }
     }
     Map<String, int[]> uses = new HashMap<>();
     for (NodeProto node : graph.getNodeList()) {
@@ -57,23 +70,9 @@ public final class WeightAxes {
         u[0]++;
         boolean asB = node.getOpType().equals("MatMul") && node.getDomain().isEmpty() && i == 1;
         u[1] += asB ? 1 : 0;
-        if (r == 0 || w.axes.containsKey(name)) {
-          continue;
-        }
-        Axes a = switch (node.getOpType() + ":" + i) {
-          case "MatMul:1" -> new Axes(r - 1, Math.max(0, r - 2));
-          case "MatMul:0" -> new Axes(Math.max(0, r - 2), r - 1);
-          case "Gemm:1" -> intAttribute(node, "transB") == 1 ? new Axes(0, 1) : new Axes(1, 0);
-          case "Gemm:0" -> intAttribute(node, "transA") == 1 ? new Axes(1, 0) : new Axes(0, 1);
-          case "Conv:1", "Gather:0" -> new Axes(0, r >= 2 ? 1 : 0);
-          case "ConvTranspose:1" -> r >= 2 ? new Axes(1, 0) : new Axes(0, 0);
-          default -> null;
-        };
-        if (a != null && a.channel() < r && a.reduction() < r) {
-          w.axes.put(name, a);
-        }
       }
     }
+    w.learnAxes(graph, rank);
     Set<String> elsewhere = new HashSet<>();
     for (ValueInfoProto v : graph.getOutputList()) {
       elsewhere.add(v.getName());
@@ -94,6 +93,46 @@ public final class WeightAxes {
       }
     });
     return w;
+  }
+
+  /** Axes from the first known consumer: this graph's nodes first, then nested subgraphs that see the name. */
+  private void learnAxes(GraphProto graph, Map<String, Integer> rank) {
+    for (NodeProto node : graph.getNodeList()) {
+      for (int i = 0; i < node.getInputCount(); i++) {
+        String name = node.getInput(i);
+        Integer r = rank.get(name);
+        if (r == null || r == 0 || axes.containsKey(name)) {
+          continue;
+        }
+        Axes a = switch (node.getOpType() + ":" + i) {
+          case "MatMul:1" -> new Axes(r - 1, Math.max(0, r - 2));
+          case "MatMul:0" -> new Axes(Math.max(0, r - 2), r - 1);
+          case "Gemm:1" -> intAttribute(node, "transB") == 1 ? new Axes(0, 1) : new Axes(1, 0);
+          case "Gemm:0" -> intAttribute(node, "transA") == 1 ? new Axes(1, 0) : new Axes(0, 1);
+          case "Conv:1", "Gather:0" -> new Axes(0, r >= 2 ? 1 : 0);
+          case "ConvTranspose:1" -> r >= 2 ? new Axes(1, 0) : new Axes(0, 0);
+          default -> null;
+        };
+        if (a != null && a.channel() < r && a.reduction() < r) {
+          axes.put(name, a);
+        }
+      }
+    }
+    for (NodeProto node : graph.getNodeList()) {
+      for (AttributeProto at : node.getAttributeList()) {
+        List<GraphProto> subs = new ArrayList<>(at.getGraphsList());
+        if (at.hasG()) {
+          subs.add(at.getG());
+        }
+        for (GraphProto sub : subs) {
+          Map<String, Integer> visible = new HashMap<>(rank);
+          visible.keySet().removeAll(OnnxModels.definedNames(sub));
+          if (!visible.isEmpty()) {
+            learnAxes(sub, visible);
+          }
+        }
+      }
+    }
   }
 
   /** The axes of {@code name}; defaults for a tensor no known op reads. */

@@ -73,9 +73,17 @@ public final class WeightEncoder {
   private final long opset;
   private final Set<String> names = new HashSet<>();
 
-  /** An encoder for weights of {@code graph}, whose ai.onnx opset is {@code opset}. */
+  /**
+   * An encoder for weights of {@code graph} and its subgraphs, whose ai.onnx opset is {@code
+   * opset}: fresh names avoid every name used anywhere in the graph, subgraphs included, so a
+   * decoder may be placed in any scope.
+   */
   public WeightEncoder(GraphProto graph, long opset) {
     this.opset = opset;
+    collectNames(graph);
+  }
+
+  private void collectNames(GraphProto graph) {
     for (TensorProto t : graph.getInitializerList()) {
       names.add(t.getName());
     }
@@ -89,6 +97,14 @@ public final class WeightEncoder {
       names.addAll(n.getInputList());
       names.addAll(n.getOutputList());
       names.add(n.getName());
+      for (AttributeProto a : n.getAttributeList()) {
+        if (a.hasG()) {
+          collectNames(a.getG());
+        }
+        for (GraphProto g : a.getGraphsList()) {
+          collectNames(g);
+        }
+      }
     }
   }
 
@@ -354,6 +370,32 @@ public final class WeightEncoder {
     NodeProto c = node("Cast", name + "_Cast", List.of(stored), name).addAttribute(intAttr("to", DataType.FLOAT_VALUE))
         .build();
     return new Emitted(inits, List.of(c), bytes(inits), Encoding.CAST, null);
+  }
+
+  /**
+   * The same decoding for a weight that was FLOAT16 in the model: the decoder's float result gets a
+   * fresh name and a {@code Cast(to = FLOAT16)} produces the weight's own name, so every consumer
+   * still reads the half-precision tensor it was typed for. Not for MatMulNBits (its rewrite reads
+   * the codes directly, with float scales).
+   */
+  public Emitted toHalf(String name, Emitted e) {
+    if (e.matMulRewrite() != null) {
+      throw new IllegalArgumentException("MatMulNBits output cannot be cast back to FLOAT16");
+    }
+    String decoded = fresh(name + "_decoded_fp32");
+    List<NodeProto> nodes = new ArrayList<>();
+    for (NodeProto n : e.decoders()) {
+      NodeProto.Builder b = n.toBuilder();
+      for (int i = 0; i < b.getOutputCount(); i++) {
+        if (b.getOutput(i).equals(name)) {
+          b.setOutput(i, decoded);
+        }
+      }
+      nodes.add(b.build());
+    }
+    nodes.add(node("Cast", fresh(name + "_CastToFloat16"), List.of(decoded), name)
+        .addAttribute(intAttr("to", DataType.FLOAT16_VALUE)).build());
+    return new Emitted(e.initializers(), nodes, e.bytes(), e.encoding(), null);
   }
 
   /** Round-to-nearest-even bfloat16 bits of a finite float. */

@@ -330,10 +330,13 @@ public final class OnnxModels {
   }
 
   /**
-   * What the model holds: initializers with their consumers, graph inputs (without initializers)
+   * What the model holds: weight tensors with their consumers, graph inputs (without initializers)
    * and outputs, opsets, IR version, producer and metadata. {@code parameterCount} counts the
    * elements of all non-string initializers of the main graph plus the {@code value} tensors of
    * its {@code Constant} nodes.
+   *
+   * <p>The tensors are {@link #weights the weight catalogue}: main-graph initializers first (file
+   * order), then floating-point {@code Constant} values and subgraph weights.
    */
   public static ModelSummary summarize(ModelProto model) {
     GraphProto g = model.getGraph();
@@ -341,31 +344,17 @@ public final class OnnxModels {
     for (TensorProto t : g.getInitializerList()) {
       initializerNames.add(t.getName());
     }
-    Map<String, Set<String>> consumers = new LinkedHashMap<>();
     long parameters = 0;
     for (NodeProto n : g.getNodeList()) {
-      for (int i = 0; i < n.getInputCount(); i++) {
-        if (initializerNames.contains(n.getInput(i))) {
-          consumers.computeIfAbsent(n.getInput(i), k -> new LinkedHashSet<>()).add(n.getOpType() + ":" + i);
-        }
-      }
-      if (n.getOpType().equals("Constant") && n.getDomain().isEmpty()) {
-        for (AttributeProto a : n.getAttributeList()) {
-          if (a.getName().equals("value") && a.hasT()) {
-            parameters += parameterCount(a.getT());
-          }
-        }
+      TensorProto value = constantValue(n);
+      if (value != null) {
+        parameters += parameterCount(value);
       }
     }
-    List<TensorInfo> tensors = new ArrayList<>(g.getInitializerCount());
     for (TensorProto t : g.getInitializerList()) {
       parameters += parameterCount(t);
-      tensors.add(new TensorInfo(
-          t.getName(),
-          OnnxTensors.dataTypeName(t.getDataType()),
-          t.getDimsList(),
-          List.copyOf(consumers.getOrDefault(t.getName(), Set.of()))));
     }
+    List<TensorInfo> tensors = weights(model);
     List<ValueInfo> inputs = new ArrayList<>();
     for (ValueInfoProto v : g.getInputList()) {
       if (!initializerNames.contains(v.getName())) {
@@ -393,6 +382,131 @@ public final class OnnxModels {
         model.getIrVersion(),
         producer.isEmpty() ? null : producer,
         metadata);
+  }
+
+  /**
+   * Every weight tensor of the model, in catalogue order: the main graph's initializers (file
+   * order), then the main graph's floating-point {@code Constant} values of rank >= 1 (named by
+   * the node's output), then for each subgraph (node order, depth first) its initializers and
+   * floating-point {@code Constant} values, named {@code scope/name} ({@link #subgraphScope}).
+   * Consumers include nodes of nested subgraphs that read a tensor from an outer scope (unless
+   * the subgraph defines the name again).
+   */
+  public static List<TensorInfo> weights(ModelProto model) {
+    List<TensorInfo> out = new ArrayList<>();
+    catalogue(model.getGraph(), "", out);
+    return out;
+  }
+
+  /**
+   * The scope path of a subgraph held by attribute {@code attribute} (element {@code index} of a
+   * {@code graphs} list, or -1 for {@code g}) of the {@code nodeIndex}-th node of a graph whose own
+   * scope is {@code parent} ("" for the main graph): {@code parent/} + the node's name (or {@code
+   * OpType_index} when it has none) + {@code .attribute} (+ {@code [index]}).
+   */
+  public static String subgraphScope(String parent, NodeProto node, int nodeIndex, String attribute, int index) {
+    String label = node.getName().isEmpty() ? node.getOpType() + "_" + nodeIndex : node.getName();
+    return (parent.isEmpty() ? "" : parent + "/") + label + "." + attribute + (index < 0 ? "" : "[" + index + "]");
+  }
+
+  /**
+   * The {@code value} tensor of a {@code Constant} node that the catalogue lists (floating point,
+   * rank >= 1, inline), or {@code null}.
+   */
+  public static TensorProto constantWeight(NodeProto n) {
+    TensorProto t = constantValue(n);
+    if (t == null || t.getDimsCount() == 0 || n.getOutputCount() != 1
+        || !OnnxTensors.isFloatingPoint(OnnxTensors.dataTypeName(t.getDataType()))) {
+      return null;
+    }
+    return t;
+  }
+
+  private static TensorProto constantValue(NodeProto n) {
+    if (!n.getOpType().equals("Constant") || !(n.getDomain().isEmpty() || n.getDomain().equals("ai.onnx"))) {
+      return null;
+    }
+    for (AttributeProto a : n.getAttributeList()) {
+      if (a.getName().equals("value") && a.hasT()) {
+        return a.getT();
+      }
+    }
+    return null;
+  }
+
+  private static void catalogue(GraphProto g, String scope, List<TensorInfo> out) {
+    Set<String> names = new HashSet<>();
+    g.getInitializerList().forEach(t -> names.add(t.getName()));
+    for (NodeProto n : g.getNodeList()) {
+      if (constantWeight(n) != null) {
+        names.add(n.getOutput(0));
+      }
+    }
+    Map<String, Set<String>> consumers = new LinkedHashMap<>();
+    collectConsumers(g, names, consumers);
+    String prefix = scope.isEmpty() ? "" : scope + "/";
+    for (TensorProto t : g.getInitializerList()) {
+      out.add(new TensorInfo(prefix + t.getName(), OnnxTensors.dataTypeName(t.getDataType()), t.getDimsList(),
+          List.copyOf(consumers.getOrDefault(t.getName(), Set.of())),
+          scope.isEmpty() ? null : "initializer of subgraph " + scope));
+    }
+    for (NodeProto n : g.getNodeList()) {
+      TensorProto t = constantWeight(n);
+      if (t != null) {
+        String name = n.getOutput(0);
+        out.add(new TensorInfo(prefix + name, OnnxTensors.dataTypeName(t.getDataType()), t.getDimsList(),
+            List.copyOf(consumers.getOrDefault(name, Set.of())),
+            scope.isEmpty() ? "Constant node" : "Constant node in subgraph " + scope));
+      }
+    }
+    for (int i = 0; i < g.getNodeCount(); i++) {
+      NodeProto n = g.getNode(i);
+      for (AttributeProto a : n.getAttributeList()) {
+        if (a.hasG()) {
+          catalogue(a.getG(), subgraphScope(scope, n, i, a.getName(), -1), out);
+        }
+        for (int k = 0; k < a.getGraphsCount(); k++) {
+          catalogue(a.getGraphs(k), subgraphScope(scope, n, i, a.getName(), k), out);
+        }
+      }
+    }
+  }
+
+  /**
+   * Adds {@code OpType:index} for each use of {@code names} by the nodes of {@code g} and of its
+   * subgraphs; a subgraph that defines a name itself (input, initializer or node output) hides the
+   * outer one.
+   */
+  private static void collectConsumers(GraphProto g, Set<String> names, Map<String, Set<String>> out) {
+    for (NodeProto n : g.getNodeList()) {
+      for (int i = 0; i < n.getInputCount(); i++) {
+        if (names.contains(n.getInput(i))) {
+          out.computeIfAbsent(n.getInput(i), k -> new LinkedHashSet<>()).add(n.getOpType() + ":" + i);
+        }
+      }
+      for (AttributeProto a : n.getAttributeList()) {
+        List<GraphProto> subs = new ArrayList<>(a.getGraphsList());
+        if (a.hasG()) {
+          subs.add(a.getG());
+        }
+        for (GraphProto sub : subs) {
+          Set<String> visible = new HashSet<>(names);
+          visible.removeAll(definedNames(sub));
+          if (!visible.isEmpty()) {
+            collectConsumers(sub, visible, out);
+          }
+        }
+      }
+    }
+  }
+
+  /** The names a graph defines itself: its inputs, initializers and node outputs. */
+  public static Set<String> definedNames(GraphProto g) {
+    Set<String> defined = new HashSet<>();
+    g.getInputList().forEach(v -> defined.add(v.getName()));
+    g.getInitializerList().forEach(t -> defined.add(t.getName()));
+    g.getNodeList().forEach(n -> defined.addAll(n.getOutputList()));
+    return defined;
   }
 
   /** The ai.onnx opset the model imports, or 0 if it imports none. */

@@ -1,0 +1,203 @@
+package dev.modelpress.worker;
+
+import dev.modelpress.api.dto.ReportSummary;
+import dev.modelpress.compression.PipelineResult;
+import dev.modelpress.compression.SafetensorsPipeline;
+import dev.modelpress.compression.StepSpec;
+import dev.modelpress.compression.TensorReport;
+import dev.modelpress.format.FormatException;
+import dev.modelpress.format.safetensors.SafetensorsShards;
+import dev.modelpress.job.JobEntity;
+import dev.modelpress.job.JobQueue;
+import dev.modelpress.job.JobService;
+import dev.modelpress.model.ModelEntity;
+import dev.modelpress.storage.ArtifactStore;
+import dev.modelpress.storage.StoredObject;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * Runs a job on a safetensors checkpoint: {@link SafetensorsPipeline} file to file (tensors one at a
+ * time from the memory mapping, streamed into the output), then the artifacts {@code
+ * model.safetensors} (or, for a sharded checkpoint uploaded as an archive, one output shard per input
+ * shard under the same names, a new {@code model.safetensors.index.json}, and the archive's {@code
+ * config.json} with the {@code quantization_config} merged in), {@code quantization_config.json} (when a step quantized: the {@code
+ * quantization_config} to merge into the model's {@code config.json}, where Hugging Face loaders and
+ * vLLM look for it) and {@code report.json} with per-tensor figures. There is no graph, so there is
+ * no ONNX Runtime evaluation.
+ */
+final class SafetensorsJob {
+
+  /** Formats a progress document, as {@code JobRunner} stores it. */
+  @FunctionalInterface
+  interface ProgressFormat {
+    String format(int step, int steps, String type, int item, int items, String message);
+  }
+
+  /** What the job produced. */
+  record Done(ReportSummary summary, List<JobQueue.NewArtifact> artifacts) {}
+
+  private final ArtifactStore store;
+  private final JsonMapper json;
+  private final Clock clock;
+
+  SafetensorsJob(ArtifactStore store, JsonMapper json, Clock clock) {
+    this.store = store;
+    this.json = json;
+    this.clock = clock;
+  }
+
+  Done run(JobEntity job, JobExecution exec, JobService.StoredSpec spec, List<StepSpec> steps, ModelEntity model,
+      Path original, Path work, List<String> storedKeys, ProgressFormat progress) throws IOException, FormatException {
+    Instant started = clock.instant();
+    String type = steps.stream().map(StepSpec::type).collect(Collectors.joining("+"));
+    Path outDir = Files.createDirectories(work.resolve("out"));
+    // A .zip/.tar model is a sharded checkpoint: validated again as it is extracted, then shard by shard.
+    SafetensorsShards.Checkpoint sharded = SafetensorsShards.archiveKind(original) == null ? null
+        : SafetensorsShards.extract(original, work.resolve("in"), SafetensorsShards.Limits.DEFAULT);
+    List<Path> inputs = sharded == null ? List.of(original) : sharded.shards();
+    List<Path> outputs = sharded == null ? List.of(outDir.resolve("model.safetensors"))
+        : inputs.stream().map(p -> outDir.resolve(p.getFileName().toString())).toList();
+    exec.step(0, type);
+    SafetensorsPipeline.Result result = SafetensorsPipeline.run(inputs, outputs, steps,
+        (step, total, stepType, item, items, message) -> {
+          exec.progress(progress.format(1, 1, type, item, items, message));
+          exec.checkpoint();
+        });
+    exec.endStep();
+    Instant compressed = clock.instant();
+    List<Path> extra = new ArrayList<>();
+    if (sharded != null) {
+      Map<String, String> weightMap = new LinkedHashMap<>();
+      long total = 0;
+      for (SafetensorsPipeline.Output o : result.outputs()) {
+        o.tensors().forEach(t -> weightMap.put(t, o.file().getFileName().toString()));
+        total += o.dataBytes();
+      }
+      Path index = outDir.resolve(SafetensorsShards.INDEX);
+      SafetensorsShards.writeIndex(index, weightMap, total);
+      extra.add(index);
+      if (sharded.config() != null) {
+        // The checkpoint's own config.json, with the quantization_config loaders look for merged in.
+        JsonNode config = json.readTree(sharded.config().toFile());
+        if (config instanceof ObjectNode object && result.quantizationConfig() != null) {
+          object.set("quantization_config", json.readTree(result.quantizationConfig()));
+        }
+        Path merged = outDir.resolve("config.json");
+        json.writerWithDefaultPrettyPrinter().writeValue(merged.toFile(), config);
+        extra.add(merged);
+      }
+    }
+    Path out = outputs.getFirst();
+    long bytesBefore = 0;
+    for (Path p : inputs) {
+      bytesBefore += Files.size(p);
+    }
+    long bytesAfter = 0;
+    for (Path p : outputs) {
+      bytesAfter += Files.size(p);
+    }
+    ReportSummary summary = summary(result, bytesBefore, bytesAfter, model.getParameterCount());
+    Map<String, Object> report = new LinkedHashMap<>();
+    report.put("job", job.getId());
+    report.put("attempt", exec.claim.attempt());
+    report.put("model", ReportSections.ordered("id", model.getId(), "name", model.getName(), "format", "safetensors",
+        "sha256", model.getSha256(), "bytes", model.getBytes(), "parameters", model.getParameterCount()));
+    report.put("steps", spec.steps());
+    report.put("summary", summary);
+    List<ReportSections.Layer> layers = ReportSections.layers(new PipelineResult(null, result.steps()));
+    // Quantization replaces a weight by codes + scales: the parameter count is unchanged.
+    report.put("size", ReportSections.size(bytesBefore, bytesAfter, model.getParameterCount(),
+        model.getParameterCount(), layers));
+    report.put("layers", layers);
+    report.put("stepReports", result.steps());
+    if (result.quantizationConfig() != null) {
+      report.put("quantizationConfig", json.readTree(result.quantizationConfig()));
+    }
+    report.put("timings", Map.of("compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0));
+    Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
+    String specJson = json.writeValueAsString(spec);
+    provenance.put("inputs", ReportSections.ordered(
+        "model", ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()),
+        "specSha256", Provenance.sha256(specJson), "spec", json.readTree(specJson)));
+    provenance.put("reproduce", ReportSections.ordered("modelId", model.getId(), "steps", spec.steps()));
+    if (sharded == null) {
+      provenance.put("output", ReportSections.ordered("name", "model.safetensors", "bytes", bytesAfter,
+          "sha256", Provenance.sha256(out)));
+    } else {
+      List<Object> files = new ArrayList<>();
+      for (Path p : outputs) {
+        files.add(ReportSections.ordered("name", p.getFileName().toString(), "bytes", Files.size(p),
+            "sha256", Provenance.sha256(p)));
+      }
+      provenance.put("outputs", files);
+    }
+    report.put("provenance", provenance);
+    Path reportFile = work.resolve("report.json");
+    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+
+    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
+    for (Path p : outputs) {
+      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/octet-stream", storedKeys));
+    }
+    for (Path p : extra) {
+      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/json", storedKeys));
+    }
+    if (result.quantizationConfig() != null) {
+      Path config = work.resolve("quantization_config.json");
+      json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(),
+          Map.of("quantization_config", json.readTree(result.quantizationConfig())));
+      artifacts.add(put(prefix, config, "quantization_config.json", "application/json", storedKeys));
+    }
+    artifacts.add(put(prefix, reportFile, "report.json", "application/json", storedKeys));
+    return new Done(summary, artifacts);
+  }
+
+  private static ReportSummary summary(SafetensorsPipeline.Result result, long bytesBefore, long bytesAfter,
+      long parameters) {
+    ReportSummary summary = new ReportSummary()
+        .bytesBefore(bytesBefore)
+        .bytesAfter(bytesAfter)
+        .compressionRatio(bytesAfter == 0 ? null : (double) bytesBefore / bytesAfter)
+        .parameters(parameters);
+    Map<String, TensorReport> last = new LinkedHashMap<>();
+    result.steps().forEach(s -> s.tensors().forEach(t -> last.put(t.name(), t)));
+    long params = 0;
+    double zeros = 0;
+    for (TensorReport t : last.values()) {
+      params += t.parameters();
+      zeros += t.sparsityAfter() * t.parameters();
+    }
+    if (params > 0) {
+      summary.sparsity(zeros / params);
+    }
+    return summary;
+  }
+
+  private JobQueue.NewArtifact put(String prefix, Path file, String name, String contentType, List<String> storedKeys)
+      throws IOException {
+    String key = prefix + name;
+    storedKeys.add(key);
+    StoredObject stored;
+    try {
+      stored = store.put(key, file);
+    } catch (IOException | UncheckedIOException e) {
+      throw new JobRunner.StorageFailure(key, e);
+    }
+    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
+  }
+}
