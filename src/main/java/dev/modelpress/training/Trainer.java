@@ -233,8 +233,8 @@ public final class Trainer {
       useClasses(d.output(), teacher.sampleSize());
       SDVariable student = graph.value(d.output());
       double temperature = d.temperature();
-      SDVariable logPs = sd.nn().logSoftmax(student.div(temperature), 1);
-      SDVariable logPt = sd.nn().logSoftmax(target(d.target()).div(temperature), 1);
+      SDVariable logPs = logSoftmax(student.div(temperature));
+      SDVariable logPt = logSoftmax(target(d.target()).div(temperature));
       SDVariable kl = sd.math().exp(logPt).mul(logPt.sub(logPs)).sum(1).mean();
       double alpha = data.hasLabels() ? d.alpha() : 1.0;
       SDVariable soft = kl.mul(alpha * temperature * temperature);
@@ -257,7 +257,17 @@ public final class Trainer {
         labelPlaceholder = freeName("labels");
         sd.placeHolder(labelPlaceholder, DataType.FLOAT, -1, classes);
       }
-      return sd.getVariable(labelPlaceholder).mul(sd.nn().logSoftmax(logits, 1)).sum(1).mean().neg();
+      return sd.getVariable(labelPlaceholder).mul(logSoftmax(logits)).sum(1).mean().neg();
+    }
+
+    /**
+     * {@code z - max(z) - log Σ exp(z - max(z))} over the last axis of [batch, classes], from basic
+     * ops: SameDiff 1.0.0-M2.1 cannot clone a graph holding its LogSoftMax op with an axis (the
+     * gradient function's creation fails), and the shift keeps exp from overflowing.
+     */
+    private SDVariable logSoftmax(SDVariable z) {
+      SDVariable shifted = z.sub(z.max(true, 1));
+      return shifted.sub(sd.math().log(sd.math().exp(shifted).sum(true, 1)));
     }
 
     private SDVariable target(String name) {
