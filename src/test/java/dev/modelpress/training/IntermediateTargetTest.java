@@ -1,7 +1,9 @@
 package dev.modelpress.training;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.modelpress.evaluation.EvaluationException;
 import dev.modelpress.testing.Classifier;
 import dev.modelpress.testing.ClassifierNetwork;
 import java.util.List;
@@ -38,5 +40,12 @@ class IntermediateTargetTest {
     assertThat(r.metric()).isEqualTo("loss");
     assertThat(last).isGreaterThan(first);
     assertThat(last).isGreaterThan(0.8);
+  }
+
+  @Test
+  void teacherTensorThatTheModelDoesNotComputeIsRejectedByName() {
+    assertThatThrownBy(() -> TeacherOutputs.compute(Classifier.fashionCnn(), TrainingFixtures.ortInputs(0, 10),
+        List.of("relu9"), 10))
+        .isInstanceOf(EvaluationException.class).hasMessageContaining("'relu9'");
   }
 }
