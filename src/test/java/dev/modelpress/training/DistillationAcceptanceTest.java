@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -21,7 +22,10 @@ import org.junit.jupiter.api.io.TempDir;
  * <p>At this test-sized budget (10,000 images, 3 epochs; SameDiff's CPU conv backprop costs about
  * 2.5 ms a sample) the distilled student reaches 84.75% (94.7% of the teacher) against 84.38% from
  * hard labels alone, same seed: distillation wins, but the issue's 97% of the teacher (86.8%) needs
- * a larger budget (see docs/training.md), so this test asserts the 94% it reaches.
+ * a larger budget, so this test asserts the 94% it reaches. {@link
+ * #distilledStudentReaches97PercentOfTheTeacherWithTheFullBudget} runs that budget (30,000 images,
+ * 4 epochs: 88.02%, 98.4% of the teacher; about 300 s of CPU) when
+ * {@code -Dmodelpress.training.fullBudget=true} is given.
  */
 class DistillationAcceptanceTest {
 
@@ -63,10 +67,31 @@ class DistillationAcceptanceTest {
     assertThat(distilled).isGreaterThan(hard);
   }
 
+  @Test
+  @EnabledIfSystemProperty(named = "modelpress.training.fullBudget", matches = "true")
+  void distilledStudentReaches97PercentOfTheTeacherWithTheFullBudget() throws Exception {
+    int train = 30_000;
+    Path teacherFile = Classifier.fashionCnn();
+    double teacherAccuracy = Classifier.accuracy(teacherFile, FashionMnist.testSet(FashionMnist.TEST_SIZE));
+    Map<String, SampleArray> teacher = TeacherOutputs.compute(teacherFile, TrainingFixtures.ortInputs(0, train),
+        List.of(ClassifierNetwork.OUTPUT), 500);
+    TrainingData data = new TrainingData(Map.of(ClassifierNetwork.INPUT, TrainingFixtures.images(0, train)),
+        TrainingFixtures.labels(0, train), teacher);
+    double distilled = trainStudent(new LossTerm.Distillation(ClassifierNetwork.OUTPUT, ClassifierNetwork.OUTPUT, 0.5, 2),
+        data, "distilled-full", 4);
+    System.out.printf(Locale.ROOT, "distillation, full budget (%d samples x 4 epochs): %.4f (%.1f%% of the teacher)%n",
+        train, distilled, 100 * distilled / teacherAccuracy);
+    assertThat(distilled).isGreaterThanOrEqualTo(0.97 * teacherAccuracy);
+  }
+
   private double trainStudent(LossTerm loss, TrainingData data, String name) {
+    return trainStudent(loss, data, name, EPOCHS);
+  }
+
+  private double trainStudent(LossTerm loss, TrainingData data, String name, int epochs) {
     TrainableGraph graph = STUDENT.define(STUDENT.initialWeights(SEED));
     TrainingConfig config = TrainingConfig.builder(List.of(loss))
-        .epochs(EPOCHS).batchSize(128).seed(SEED)
+        .epochs(epochs).batchSize(128).seed(SEED)
         .learningRate(LearningRate.cosine(4e-3, 4e-3 / 30).withWarmup(20))
         .build();
     TrainingResult result = Trainer.train(graph, data, config, TrainingListener.NONE);
