@@ -9,6 +9,7 @@ import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -50,30 +51,33 @@ public final class TeacherOutputs {
                 + ", not floating point");
           }
         }
-        int samples = Math.toIntExact(inputs.getFirst().shape()[0]);
-        Map<String, float[]> values = new LinkedHashMap<>();
+        // Batches are kept as ONNX Runtime returns them and stacked at the end, so the sample count
+        // is whatever the collector ran (the model's first input decides it), not guessed here.
+        Map<String, List<float[]>> batches = new LinkedHashMap<>();
         Map<String, long[]> shapes = new LinkedHashMap<>();
-        int[] done = {0};
-        collector.run(inputs, batch, samples, (b, n, activations) -> {
+        int samples = collector.run(inputs, batch, Integer.MAX_VALUE, (b, n, activations) -> {
           for (String name : outputNames) {
             ActivationCollector.Activation a = activations.get(name);
             if (a.shape().length == 0 || a.shape()[0] != n) {
               throw new EvaluationException("teacher tensor '" + name + "' has no leading sample dimension of " + n);
             }
-            int per = a.values().length / n;
-            float[] all = values.computeIfAbsent(name, k -> new float[Math.multiplyExact(samples, per)]);
-            shapes.computeIfAbsent(name, k -> {
-              long[] s = a.shape().clone();
-              s[0] = samples;
-              return s;
-            });
-            System.arraycopy(a.values(), 0, all, done[0] * per, a.values().length);
+            batches.computeIfAbsent(name, k -> new ArrayList<>()).add(a.values());
+            shapes.putIfAbsent(name, a.shape().clone());
           }
-          done[0] += n;
         });
         Map<String, SampleArray> out = new LinkedHashMap<>();
         for (String name : outputNames) {
-          out.put(name, new SampleArray(values.get(name), shapes.get(name)));
+          List<float[]> parts = batches.get(name);
+          int total = parts.stream().mapToInt(p -> p.length).sum();
+          float[] all = new float[total];
+          int at = 0;
+          for (float[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+          }
+          long[] shape = shapes.get(name);
+          shape[0] = samples;
+          out.put(name, new SampleArray(all, shape));
         }
         return out;
       }

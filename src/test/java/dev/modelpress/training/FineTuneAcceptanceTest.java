@@ -62,7 +62,7 @@ class FineTuneAcceptanceTest {
 
   @Test
   void eightyPercentPrunedCnnFineTunedWithFixedMasksEndsWithinOnePointOfDenseWithTheSameZeros() {
-    ModelProto pruned = OnnxPipeline.run(dense, List.of(PruneSpec.layer(0.8)), Progress.NONE).model();
+    ModelProto pruned = OnnxPipeline.run(dense, List.of(PruneSpec.global(0.8)), Progress.NONE).model();
     Map<String, float[]> start = TrainingFixtures.initializers(pruned);
     double prunedAccuracy = TrainingFixtures.accuracy(pruned, tmp, "pruned", test);
 
@@ -84,7 +84,7 @@ class FineTuneAcceptanceTest {
       zeros += TrainingFixtures.exactZeros(after);
       selected += after.length;
     }
-    System.out.printf(Locale.ROOT, "80%% magnitude pruning (layer): dense %.4f, pruned %.4f, fine-tuned with fixed masks"
+    System.out.printf(Locale.ROOT, "80%% global magnitude pruning: dense %.4f, pruned %.4f, fine-tuned with fixed masks"
             + " %.4f (%d samples, 1 epoch); %d of %d selected weights zero (%.4f)%n", denseAccuracy, prunedAccuracy,
         tunedAccuracy, TRAIN, zeros, selected, (double) zeros / selected);
     assertThat((double) zeros / selected).isGreaterThanOrEqualTo(0.7999);

@@ -12,7 +12,6 @@ import dev.modelpress.testing.FashionMnist;
 import dev.modelpress.testing.OnnxGraphBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -200,15 +199,6 @@ final class TrainingFixtures {
 
     private static SDVariable pool(SameDiff sd, SDVariable x) {
       return sd.cnn().maxPooling2d(x, Pooling2DConfig.builder().kH(2).kW(2).sH(2).sW(2).isNHWC(false).build());
-    }
-  }
-
-  /** Temporary directory helper for tests that do not use {@code @TempDir}. */
-  static Path tempDir() {
-    try {
-      return Files.createTempDirectory("training-test-");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
     }
   }
 }
