@@ -83,10 +83,11 @@ class TrainingJobTest {
     String teacher = upload(teacherFile);
     String train = dataset(trainFile);
     String eval = dataset(evalFile);
-    String training = "\"training\":{\"epochs\":%d,\"seed\":7,\"learningRate\":0.003}".formatted(EPOCHS);
-    JsonNode kd = run(teacher, train, eval, "{\"type\":\"distill\",\"student\":{\"width\":0.45}," + training + "}");
-    JsonNode ce = run(teacher, train, eval,
-        "{\"type\":\"distill\",\"student\":{\"width\":0.45}," + training.replace("{\"epochs\"", "{\"loss\":\"ce\",\"epochs\"") + "}");
+    String common = "\"epochs\":%d,\"seed\":7,\"learningRate\":0.003,\"batchSize\":128".formatted(EPOCHS);
+    JsonNode kd = run(teacher, train, eval, "{\"type\":\"distill\",\"student\":{\"width\":0.45},\"training\":{"
+        + common + ",\"alpha\":0.5,\"temperature\":2}}");
+    JsonNode ce = run(teacher, train, eval, "{\"type\":\"distill\",\"student\":{\"width\":0.45},\"training\":{"
+        + common + ",\"loss\":\"ce\"}}");
     Path kdFile = download(kd, "kd.onnx");
     Path ceFile = download(ce, "ce.onnx");
 
