@@ -45,7 +45,7 @@ class TrainingJobTest {
   private static final Duration TIMEOUT = Duration.ofMinutes(6);
   private static final JsonMapper JSON = JsonMapper.builder().build();
   /** Training images used by each job (the first of the 60,000) and epochs: a test-sized budget. */
-  static final int TRAIN = 6_000;
+  static final int TRAIN = Integer.getInteger("kd.train", 12_000);
   static final int EPOCHS = 3;
   /** The evaluation samples each job's report measures. */
   static final int EVAL = 2_000;
@@ -83,9 +83,11 @@ class TrainingJobTest {
     String teacher = upload(teacherFile);
     String train = dataset(trainFile);
     String eval = dataset(evalFile);
-    String common = "\"epochs\":%d,\"seed\":7,\"learningRate\":0.003,\"batchSize\":128".formatted(EPOCHS);
+    String common = "\"epochs\":%d,\"seed\":7,\"learningRate\":%s,\"batchSize\":128".formatted(
+        Integer.getInteger("kd.epochs", EPOCHS), System.getProperty("kd.lr", "0.001"));
     JsonNode kd = run(teacher, train, eval, "{\"type\":\"distill\",\"student\":{\"width\":0.45},\"training\":{"
-        + common + ",\"alpha\":0.5,\"temperature\":2}}");
+        + common + ",\"alpha\":" + System.getProperty("kd.alpha", "0.9") + ",\"temperature\":"
+        + System.getProperty("kd.t", "4") + "}}");
     JsonNode ce = run(teacher, train, eval, "{\"type\":\"distill\",\"student\":{\"width\":0.45},\"training\":{"
         + common + ",\"loss\":\"ce\"}}");
     Path kdFile = download(kd, "kd.onnx");
