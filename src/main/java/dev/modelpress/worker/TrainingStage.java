@@ -291,8 +291,11 @@ final class TrainingStage implements TrainingRunner {
     details.put("optimizerSteps", result.steps());
     details.put("history", result.history());
     details.put("seconds", (System.nanoTime() - started) / 1e9);
+    double l1Sparsity = spec.kind() == TrainSpec.Kind.L1_PRUNE ? sparsity(trained, selected) : Double.NaN;
     if (spec.kind() == TrainSpec.Kind.L1_PRUNE) {
-      details.put("sparsity", result.overallSparsity());
+      // Over the weights the step selected, as the artifact holds them.
+      details.put("sparsity", l1Sparsity);
+      details.put("prunedTensors", selected.stream().sorted().toList());
     }
     String summary = String.format(Locale.ROOT, "%s: %d epoch(s) on %d samples%s%s", spec.kind() == TrainSpec.Kind.DISTILL
             ? "distilled " + studentSource + " from " + teacherSource : "trained from " + teacherSource,
@@ -300,7 +303,7 @@ final class TrainingStage implements TrainingRunner {
         Double.isNaN(result.bestMetric()) ? "" : String.format(Locale.ROOT, ", best validation %s %.4f (epoch %d)",
             result.metric(), result.bestMetric(), result.bestEpoch()));
     if (spec.kind() == TrainSpec.Kind.L1_PRUNE) {
-      summary += String.format(Locale.ROOT, "; L1 λ=%.2g then pruned to sparsity %.4f", o.l1(), result.overallSparsity());
+      summary += String.format(Locale.ROOT, "; L1 λ=%.2g then pruned to sparsity %.4f", o.l1(), l1Sparsity);
     }
     if (spec.kind() == TrainSpec.Kind.QAT) {
       // The trained fp32 weights are quantized by the ordinary step, on the grid they were trained through.
@@ -312,6 +315,21 @@ final class TrainingStage implements TrainingRunner {
       summary += "; then " + quantized.steps().getFirst().summary();
     }
     return new Outcome(trained, new StepReport(index, spec.type(), summary, tensors, details));
+  }
+
+  /** Fraction of exact zeros over the named initializers of {@code model}. */
+  private static double sparsity(ModelProto model, Set<String> names) {
+    long zeros = 0;
+    long total = 0;
+    for (TensorProto t : model.getGraph().getInitializerList()) {
+      if (names.contains(t.getName())) {
+        for (float v : dev.modelpress.format.onnx.OnnxTensors.toFloats(t)) {
+          zeros += v == 0 ? 1 : 0;
+          total++;
+        }
+      }
+    }
+    return total == 0 ? 0 : (double) zeros / total;
   }
 
   /** A student derived from the teacher: structured pruning keeps {@code width} of each layer's channels. */
