@@ -216,13 +216,13 @@ public final class LinearQuantizer {
       int count = Math.min(perChunk, groups - j);
       if (s.symmetric()) {
         QuantKernels.quantizeGroupsSymmetric(w, (long) j * g, count, g, levels, s.qmin(), s.qmax(),
-            s.symmetricZeroPoint(), codes, j * g, scales, zps, j, amax, inv);
+            s.symmetricZeroPoint(), codes, j * g, scales, zps, j, amax, inv, packed4);
       } else {
         QuantKernels.quantizeGroups(w, (long) j * g, count, g, false, s.levels(), s.qmin(), s.qmax(),
             s.symmetricZeroPoint(), codes, j * g, scales, zps, j);
-      }
-      if (packed4 != null) {
-        QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
+        if (packed4 != null) {
+          QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
+        }
       }
     }
   }

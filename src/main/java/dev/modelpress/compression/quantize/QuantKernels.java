@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
@@ -315,11 +316,15 @@ public final class QuantKernels {
    * multiple of {@code F.length()}.
    */
   static void quantizeGroupsSymmetric(MemorySegment w, long start, int groups, int g, float levels, int qmin,
-      int qmax, int zp, byte[] codes, int off, float[] scales, int[] zps, int p0, int[] amax, float[] inv) {
+      int qmax, int zp, byte[] codes, int off, float[] scales, int[] zps, int p0, int[] amax, float[] inv,
+      byte[] packed4) {
     if ((zp & 1) != 0) {
       // The zero point is folded into the rounding constant below, which keeps ties-to-even only
       // for an even zero point (every integer grid of 2 bits or more has one).
       quantizeGroups(w, start, groups, g, true, levels, qmin, qmax, zp, codes, off, scales, zps, p0);
+      if (packed4 != null) {
+        pack4(codes, off, groups * g, packed4, off / 2);
+      }
       return;
     }
     if (g == 2 * F.length()) {
@@ -329,11 +334,52 @@ public final class QuantKernels {
     }
     groupScales(groups, levels, amax, inv, scales, p0);
     java.util.Arrays.fill(zps, p0, p0 + groups, zp);
-    if (g == 2 * F.length()) {
+    if (g == 2 * F.length() && packed4 != null && F.length() == 16) {
+      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4);
+    } else if (g == 2 * F.length()) {
       groupCodes2(w, start, groups, qmin, qmax, zp, inv, codes, off);
     } else {
       groupCodes(w, start, groups, g, qmin, qmax, zp, inv, codes, off);
     }
+    if (packed4 != null && !(g == 2 * F.length() && F.length() == 16)) {
+      pack4(codes, off, groups * g, packed4, off / 2);
+    }
+  }
+
+  /** Eight bytes with as many lanes as a 512-bit vector has longs. */
+  private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+
+  /**
+   * {@link #groupCodes2} that also packs the 4-bit codes two per byte while they are in registers:
+   * reinterpreted as longs, each lane holds codes 2k (low half) and 2k+1 (high half), and
+   * (lane & 0xF) | ((lane >>> 28) & 0xF0) is their packed byte, narrowed long to byte. For
+   * 16-lane vectors only (8 longs make 8 packed bytes).
+   */
+  private static void groupCodes2Packed(MemorySegment w, long start, int groups, int qmin, int qmax, int zp,
+      float[] inv, byte[] codes, int off, byte[] packed4) {
+    IntVector vqmin = IntVector.broadcast(I, qmin);
+    IntVector vqmax = IntVector.broadcast(I, qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
+    FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    for (int j = 0; j < groups; j++) {
+      FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+      long base = (start + 32L * j) * 4;
+      int o = off + 32 * j;
+      FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
+      FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
+      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
+      ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
+      nibbles(qa).intoArray(packed4, o / 2);
+      nibbles(qb).intoArray(packed4, o / 2 + 8);
+    }
+  }
+
+  private static ByteVector nibbles(IntVector q) {
+    LongVector l = (LongVector) q.reinterpretAsLongs();
+    LongVector x = l.and(0xFL).or(l.lanewise(VectorOperators.LSHR, 28).and(0xF0L));
+    return (ByteVector) x.convertShape(VectorOperators.L2B, B8, 0);
   }
 
   /** amax[j] = max|w| of group j as int bits. */

@@ -95,7 +95,7 @@ class SymmetricGroupKernelTest {
     float[] scales = new float[groups];
     int[] zps = new int[groups];
     QuantKernels.quantizeGroupsSymmetric(seg, 0, groups, g, (float) s.levels(), s.qmin(), s.qmax(),
-        s.symmetricZeroPoint(), codes, 0, scales, zps, 0, new int[padded], new float[padded]);
+        s.symmetricZeroPoint(), codes, 0, scales, zps, 0, new int[padded], new float[padded], null);
     assertThat(scales).isEqualTo(refScales);
     assertThat(zps).isEqualTo(refZps);
     assertThat(codes).isEqualTo(refCodes);
