@@ -351,9 +351,9 @@ public final class QuantKernels {
 
   /**
    * {@link #groupCodes2} that also packs the 4-bit codes two per byte while they are in registers:
-   * reinterpreted as longs, each lane holds codes 2k (low half) and 2k+1 (high half), and
-   * (lane & 0xF) | ((lane >>> 28) & 0xF0) is their packed byte, narrowed long to byte. For
-   * 16-lane vectors only (8 longs make 8 packed bytes).
+   * reinterpreted as longs, each lane holds codes 2k (low half) and 2k+1 (high half); with all but
+   * their low nibbles cleared, the low byte of lane | (lane >>> 28) is their packed byte, and the
+   * long-to-byte narrowing keeps just that byte. For 16-lane vectors only (8 longs, 8 packed bytes).
    */
   private static void groupCodes2Packed(MemorySegment w, long start, int groups, int qmin, int qmax, int zp,
       float[] inv, byte[] codes, int off, byte[] packed4) {
@@ -377,9 +377,9 @@ public final class QuantKernels {
   }
 
   private static ByteVector nibbles(IntVector q) {
-    LongVector l = (LongVector) q.reinterpretAsLongs();
-    LongVector x = l.and(0xFL).or(l.lanewise(VectorOperators.LSHR, 28).and(0xF0L));
-    return (ByteVector) x.convertShape(VectorOperators.L2B, B8, 0);
+    // Low nibbles only, then lane 2k+1's nibble (bits 32..35 of the long) next to lane 2k's.
+    LongVector l = (LongVector) q.and(0xF).reinterpretAsLongs();
+    return (ByteVector) l.or(l.lanewise(VectorOperators.LSHR, 28)).convertShape(VectorOperators.L2B, B8, 0);
   }
 
   /** amax[j] = max|w| of group j as int bits. */
