@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ForkJoinPool;
 
 /**
  * Quantizes one tensor: chooses a scale and zero point per parameter set of its {@link
@@ -146,8 +147,11 @@ public final class LinearQuantizer {
       for (int t = 1; t < parts; t++) {
         int from = (int) ((long) chunks * t / parts);
         int to = (int) ((long) chunks * (t + 1) / parts);
+        // The common pool explicitly: with fewer than 3 cores runAsync's default would start a new
+        // thread per task; on 2 cores the pool's one worker plus the caller are the two threads.
         others[t - 1] = CompletableFuture.runAsync(
-            () -> groupChunks(w, s, g, groups, perChunk, from, to, codes, scales, zps, packed4));
+            () -> groupChunks(w, s, g, groups, perChunk, from, to, codes, scales, zps, packed4),
+            ForkJoinPool.commonPool());
       }
       groupChunks(w, s, g, groups, perChunk, 0, chunks / parts, codes, scales, zps, packed4);
       CompletableFuture.allOf(others).join();
