@@ -5,6 +5,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Quantizes one tensor: chooses a scale and zero point per parameter set of its {@link
@@ -82,7 +84,8 @@ public final class LinearQuantizer {
    * As {@link #quantize(MemorySegment, QuantLayout, QuantScheme, boolean, byte[], float[], int[],
    * byte[])} on up to {@code threads} threads (the caller's and the common fork-join pool's). Only
    * min/max group layouts (whole groups of a vector multiple) are split, into independent ranges of
-   * groups; every other case runs on the caller's thread. Results do not depend on {@code threads}.
+   * groups handed out a chunk at a time; every other case runs on the caller's thread. Results do not
+   * depend on {@code threads}.
    */
   public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
       float[] scales, int[] zeroPoints, byte[] packed4, int threads) {
@@ -137,24 +140,29 @@ public final class LinearQuantizer {
       int groups = layout.params();
       int perChunk = Math.max(1, (s.symmetric() ? GROUP_CHUNK_BYTES / 4 : PACK_CHUNK) / g);
       int chunks = (groups + perChunk - 1) / perChunk;
-      int parts = Math.max(1, Math.min(threads, chunks));
-      if (parts == 1) {
-        groupChunks(w, s, g, groups, perChunk, 0, chunks, codes, scales, zps, packed4);
-        return 1;
-      }
-      // Independent ranges of whole chunks (each starts on an even element, so packing splits too).
-      CompletableFuture<?>[] others = new CompletableFuture<?>[parts - 1];
-      for (int t = 1; t < parts; t++) {
-        int from = (int) ((long) chunks * t / parts);
-        int to = (int) ((long) chunks * (t + 1) / parts);
+      int helpers = Math.max(0, Math.min(threads, chunks) - 1);
+      // Chunks are handed out one at a time from a shared counter, so a helper that starts late (a
+      // busy core, a busy pool) only takes what is left: the caller never waits for more than the
+      // chunks a helper has already begun, and does everything itself if none starts in time.
+      AtomicInteger next = new AtomicInteger();
+      AtomicBoolean[] started = new AtomicBoolean[helpers];
+      CompletableFuture<?>[] done = new CompletableFuture<?>[helpers];
+      for (int t = 0; t < helpers; t++) {
+        AtomicBoolean mine = started[t] = new AtomicBoolean();
         // The common pool explicitly: with fewer than 3 cores runAsync's default would start a new
         // thread per task; on 2 cores the pool's one worker plus the caller are the two threads.
-        others[t - 1] = CompletableFuture.runAsync(
-            () -> groupChunks(w, s, g, groups, perChunk, from, to, codes, scales, zps, packed4),
-            ForkJoinPool.commonPool());
+        done[t] = CompletableFuture.runAsync(() -> {
+          if (mine.compareAndSet(false, true)) {
+            groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
+          }
+        }, ForkJoinPool.commonPool());
       }
-      groupChunks(w, s, g, groups, perChunk, 0, chunks / parts, codes, scales, zps, packed4);
-      CompletableFuture.allOf(others).join();
+      groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
+      for (int t = 0; t < helpers; t++) {
+        if (!started[t].compareAndSet(false, true)) {
+          done[t].join();
+        }
+      }
       return 1;
     }
     int packedUpTo = 0;
@@ -208,14 +216,17 @@ public final class LinearQuantizer {
     return clipSum / runs;
   }
 
-  /** Chunks [from, to) of {@code perChunk} groups each, packed 4-bit codes included. */
-  private static void groupChunks(MemorySegment w, QuantScheme s, int g, int groups, int perChunk, int from, int to,
-      byte[] codes, float[] scales, int[] zps, byte[] packed4) {
+  /**
+   * Chunks of {@code perChunk} groups each, taken from {@code next} until all {@code chunks} are
+   * claimed; packed 4-bit codes included (every chunk starts on an even element).
+   */
+  private static void groupChunks(MemorySegment w, QuantScheme s, int g, int groups, int perChunk, int chunks,
+      AtomicInteger next, byte[] codes, float[] scales, int[] zps, byte[] packed4) {
     int lanes = QuantKernels.F.length();
     int[] amax = s.symmetric() ? new int[(perChunk + lanes - 1) / lanes * lanes] : null;
     float[] inv = s.symmetric() ? new float[amax.length] : null;
     float levels = (float) s.levels();
-    for (int c = from; c < to; c++) {
+    for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
       int j = c * perChunk;
       int count = Math.min(perChunk, groups - j);
       if (s.symmetric()) {
