@@ -314,7 +314,7 @@ public final class QuantKernels {
    *       also packed in registers.
    * </ol>
    *
-   * Generic loops over g measured ~0.33× of a memory copy, the unrolled ones 0.74–0.88× (int8,
+   * Generic loops over g measured ~0.33× of a memory copy, the unrolled ones 0.58–0.88× (int8,
    * docs/quantization.md). {@code amax} and {@code inv} are caller-owned scratch of at least
    * {@code groups} rounded up to a multiple of {@code F.length()}. When {@code packed4} is not null
    * the codes are also packed two per byte into it from index {@code off / 2}.
