@@ -42,7 +42,7 @@ public final class Benchmarks {
     }
     if (!kernels.isEmpty()) {
       double copy = kernels.getOrDefault("copyFp32", Double.NaN);
-      System.out.println("Quantization kernels, one thread, GB/s of fp32 input (64 MiB buffer):");
+      System.out.println("Quantization kernels, GB/s of fp32 input (64 MiB buffer; one thread unless named TwoThreads):");
       kernels.forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-16s %6.2f GB/s  %5.2f x copy%n", k, v, v / copy));
     }
     if (!ort.isEmpty()) {

@@ -22,7 +22,7 @@ import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Single-thread throughput of the quantization kernels over 64 MiB of fp32 (a [4096, 4096] weight,
+ * Single-thread throughput (and, for the per-group kernels, the same whole-tensor call on two threads) of the quantization kernels over 64 MiB of fp32 (a [4096, 4096] weight,
  * off-heap, far larger than the caches), next to a plain copy of the same buffer into another
  * 64 MiB buffer in the same run: the memory-bandwidth baseline a quantizer is held to. Each
  * operation is one whole tensor, ranges and scales included; int4 also packs the codes two per
@@ -83,25 +83,38 @@ public class QuantKernelBenchmark {
 
   @Benchmark
   public byte[] int8PerChannel() {
-    LinearQuantizer.quantize(weights, perChannel, int8, false, codes, scales, zeroPoints);
+    LinearQuantizer.quantize(weights, perChannel, int8, false, codes, scales, zeroPoints, null, 1);
     return codes;
   }
 
   @Benchmark
   public byte[] int8PerGroup32() {
-    LinearQuantizer.quantize(weights, perGroup, int8, false, codes, scales, zeroPoints);
+    LinearQuantizer.quantize(weights, perGroup, int8, false, codes, scales, zeroPoints, null, 1);
     return codes;
   }
 
   @Benchmark
   public byte[] int4PerChannel() {
-    LinearQuantizer.quantize(weights, perChannel, int4, false, codes, scales, zeroPoints, packed);
+    LinearQuantizer.quantize(weights, perChannel, int4, false, codes, scales, zeroPoints, packed, 1);
     return packed;
   }
 
   @Benchmark
   public byte[] int4PerGroup32() {
-    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed);
+    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed, 1);
+    return packed;
+  }
+
+  /** The whole tensor split into two ranges of groups: the caller's thread and one pool thread. */
+  @Benchmark
+  public byte[] int8PerGroup32TwoThreads() {
+    LinearQuantizer.quantize(weights, perGroup, int8, false, codes, scales, zeroPoints, null, 2);
+    return codes;
+  }
+
+  @Benchmark
+  public byte[] int4PerGroup32TwoThreads() {
+    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed, 2);
     return packed;
   }
 }

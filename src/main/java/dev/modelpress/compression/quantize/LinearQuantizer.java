@@ -3,6 +3,10 @@ package dev.modelpress.compression.quantize;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Quantizes one tensor: chooses a scale and zero point per parameter set of its {@link
@@ -66,9 +70,28 @@ public final class LinearQuantizer {
    */
   public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
       float[] scales, int[] zeroPoints, byte[] packed4) {
+    int threads = layout.size() >= PARALLEL_MIN_ELEMENTS ? Runtime.getRuntime().availableProcessors() : 1;
+    return quantize(w, layout, scheme, mse, codes, scales, zeroPoints, packed4, threads);
+  }
+
+  /**
+   * Tensors at least this large (4 MiB of fp32) are quantized on every core when the layout allows
+   * it: below that, handing half of the work to another thread costs more than it saves.
+   */
+  public static final int PARALLEL_MIN_ELEMENTS = 1 << 20;
+
+  /**
+   * As {@link #quantize(MemorySegment, QuantLayout, QuantScheme, boolean, byte[], float[], int[],
+   * byte[])} on up to {@code threads} threads (the caller's and the common fork-join pool's). Only
+   * min/max group layouts (whole groups of a vector multiple) are split, into independent ranges of
+   * groups handed out a chunk at a time; every other case runs on the caller's thread. Results do not
+   * depend on {@code threads}.
+   */
+  public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
+      float[] scales, int[] zeroPoints, byte[] packed4, int threads) {
     double clip = switch (scheme.kind()) {
       case INTEGER -> layout.fused()
-          ? integerFused(w, layout, scheme, mse, codes, scales, zeroPoints, packed4)
+          ? integerFused(w, layout, scheme, mse, codes, scales, zeroPoints, packed4, threads)
           : integerTwoPass(w, layout, scheme, mse, codes, scales, zeroPoints);
       case BINARY, TERNARY -> signLike(w, layout, scheme, mse, codes, scales, zeroPoints);
     };
@@ -106,19 +129,38 @@ public final class LinearQuantizer {
     return 0.5 + 0.5 * k / (CANDIDATES - 1);
   }
 
+  /** fp32 bytes of the groups one symmetric kernel call takes: its three passes then run in L1. */
+  private static final int GROUP_CHUNK_BYTES = 32 << 10;
+
   private static double integerFused(MemorySegment w, QuantLayout layout, QuantScheme s, boolean mse, byte[] codes,
-      float[] scales, int[] zps, byte[] packed4) {
+      float[] scales, int[] zps, byte[] packed4, int threads) {
     int g = layout.groupSize();
     if (!mse && layout.mode() == QuantLayout.Mode.GROUP && layout.extent() % g == 0 && g % QuantKernels.F.length() == 0) {
       // Whole groups of a vector multiple: the dedicated loop, a chunk of groups per call.
       int groups = layout.params();
-      int perChunk = Math.max(1, PACK_CHUNK / g);
-      for (int j = 0; j < groups; j += perChunk) {
-        int count = Math.min(perChunk, groups - j);
-        QuantKernels.quantizeGroups(w, (long) j * g, count, g, s.symmetric(), s.levels(), s.qmin(), s.qmax(),
-            s.symmetricZeroPoint(), codes, j * g, scales, zps, j);
-        if (packed4 != null) {
-          QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
+      int perChunk = Math.max(1, (s.symmetric() ? GROUP_CHUNK_BYTES / 4 : PACK_CHUNK) / g);
+      int chunks = (groups + perChunk - 1) / perChunk;
+      int helpers = Math.max(0, Math.min(threads, chunks) - 1);
+      // Chunks are handed out one at a time from a shared counter, so a helper that starts late (a
+      // busy core, a busy pool) only takes what is left: the caller never waits for more than the
+      // chunks a helper has already begun, and does everything itself if none starts in time.
+      AtomicInteger next = new AtomicInteger();
+      AtomicBoolean[] started = new AtomicBoolean[helpers];
+      CompletableFuture<?>[] done = new CompletableFuture<?>[helpers];
+      for (int t = 0; t < helpers; t++) {
+        AtomicBoolean mine = started[t] = new AtomicBoolean();
+        // The common pool explicitly: with fewer than 3 cores runAsync's default would start a new
+        // thread per task; on 2 cores the pool's one worker plus the caller are the two threads.
+        done[t] = CompletableFuture.runAsync(() -> {
+          if (mine.compareAndSet(false, true)) {
+            groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
+          }
+        }, ForkJoinPool.commonPool());
+      }
+      groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
+      for (int t = 0; t < helpers; t++) {
+        if (!started[t].compareAndSet(false, true)) {
+          done[t].join();
         }
       }
       return 1;
@@ -172,6 +214,32 @@ public final class LinearQuantizer {
       }
     }
     return clipSum / runs;
+  }
+
+  /**
+   * Chunks of {@code perChunk} groups each, taken from {@code next} until all {@code chunks} are
+   * claimed; packed 4-bit codes included (every chunk starts on an even element).
+   */
+  private static void groupChunks(MemorySegment w, QuantScheme s, int g, int groups, int perChunk, int chunks,
+      AtomicInteger next, byte[] codes, float[] scales, int[] zps, byte[] packed4) {
+    int lanes = QuantKernels.F.length();
+    int[] amax = s.symmetric() ? new int[(perChunk + lanes - 1) / lanes * lanes] : null;
+    float[] inv = s.symmetric() ? new float[amax.length] : null;
+    float levels = (float) s.levels();
+    for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
+      int j = c * perChunk;
+      int count = Math.min(perChunk, groups - j);
+      if (s.symmetric()) {
+        QuantKernels.quantizeGroupsSymmetric(w, (long) j * g, count, g, levels, s.qmin(), s.qmax(),
+            s.symmetricZeroPoint(), codes, j * g, scales, zps, j, amax, inv, packed4);
+      } else {
+        QuantKernels.quantizeGroups(w, (long) j * g, count, g, false, s.levels(), s.qmin(), s.qmax(),
+            s.symmetricZeroPoint(), codes, j * g, scales, zps, j);
+        if (packed4 != null) {
+          QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
+        }
+      }
+    }
   }
 
   private static double integerTwoPass(MemorySegment w, QuantLayout layout, QuantScheme s, boolean mse, byte[] codes,

@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
@@ -287,6 +288,194 @@ public final class QuantKernels {
         FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
         store(v.mul(vinv).add(magic).add(vzp), magicBits, vqmin, vqmax, codes, o + i);
       }
+    }
+  }
+
+  /** Clears the sign bit: |w| as int bits, which order like the floats for non-negative values. */
+  private static final int ABS_BITS = 0x7FFFFFFF;
+
+  /**
+   * Symmetric min/max round-to-nearest of {@code groups} consecutive groups of {@code g} weights
+   * (g a multiple of the vector length): bit-identical to {@link #quantizeGroups} with {@code
+   * symmetric}, in three passes over a chunk small enough to stay in L1/L2, each without per-group
+   * scalar arithmetic.
+   *
+   * <ol>
+   *   <li>max|w| per group in the int domain: clearing the sign bit leaves non-negative floats,
+   *       whose bit patterns order as ints, so the group maximum is an integer max and an integer
+   *       lane reduction (C2 compiles float max reductions into long blend chains, because of
+   *       Java's NaN and −0 rules; the int ones are a few instructions).
+   *   <li>scales of {@code F.length()} groups at a time: one vector division max|w| / levels and one
+   *       reciprocal. The float quotient equals the general path's double quotient rounded to float:
+   *       a double holds more than 2·24 + 2 bits, so rounding twice cannot differ from rounding once
+   *       (Figueroa's double-rounding bound for division).
+   *   <li>codes: per group a broadcast of its reciprocal and g / lanes fused vector steps,
+   *       unrolled for groups of exactly two vectors (group 32 with AVX-512), where 4-bit codes are
+   *       also packed in registers.
+   * </ol>
+   *
+   * Generic loops over g measured ~0.33× of a memory copy, the unrolled ones 0.58–0.88× (int8,
+   * docs/quantization.md). {@code amax} and {@code inv} are caller-owned scratch of at least
+   * {@code groups} rounded up to a multiple of {@code F.length()}. When {@code packed4} is not null
+   * the codes are also packed two per byte into it from index {@code off / 2}.
+   */
+  static void quantizeGroupsSymmetric(MemorySegment w, long start, int groups, int g, float levels, int qmin,
+      int qmax, int zp, byte[] codes, int off, float[] scales, int[] zps, int p0, int[] amax, float[] inv,
+      byte[] packed4) {
+    if ((zp & 1) != 0) {
+      // The zero point is folded into the rounding constant below, which keeps ties-to-even only
+      // for an even zero point (every integer grid of 2 bits or more has one).
+      quantizeGroups(w, start, groups, g, true, levels, qmin, qmax, zp, codes, off, scales, zps, p0);
+      if (packed4 != null) {
+        pack4(codes, off, groups * g, packed4, off / 2);
+      }
+      return;
+    }
+    if (g == 2 * F.length()) {
+      groupRanges2(w, start, groups, amax);
+    } else {
+      groupRanges(w, start, groups, g, amax);
+    }
+    groupScales(groups, levels, amax, inv, scales, p0);
+    java.util.Arrays.fill(zps, p0, p0 + groups, zp);
+    if (g == 2 * F.length() && packed4 != null && F.length() == 16) {
+      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4);
+    } else if (g == 2 * F.length()) {
+      groupCodes2(w, start, groups, qmin, qmax, zp, inv, codes, off);
+    } else {
+      groupCodes(w, start, groups, g, qmin, qmax, zp, inv, codes, off);
+    }
+    if (packed4 != null && !(g == 2 * F.length() && F.length() == 16)) {
+      pack4(codes, off, groups * g, packed4, off / 2);
+    }
+  }
+
+  /** Eight bytes with as many lanes as a 512-bit vector has longs. */
+  private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+
+  /**
+   * {@link #groupCodes2} that also packs the 4-bit codes two per byte while they are in registers:
+   * reinterpreted as longs, each lane holds codes 2k (low half) and 2k+1 (high half); with all but
+   * their low nibbles cleared, the low byte of lane | (lane >>> 28) is their packed byte, and the
+   * long-to-byte narrowing keeps just that byte. For 16-lane vectors only (8 longs, 8 packed bytes).
+   */
+  private static void groupCodes2Packed(MemorySegment w, long start, int groups, int qmin, int qmax, int zp,
+      float[] inv, byte[] codes, int off, byte[] packed4) {
+    IntVector vqmin = IntVector.broadcast(I, qmin);
+    IntVector vqmax = IntVector.broadcast(I, qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
+    FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    for (int j = 0; j < groups; j++) {
+      FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+      long base = (start + 32L * j) * 4;
+      int o = off + 32 * j;
+      FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
+      FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
+      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
+      ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
+      nibbles(qa).intoArray(packed4, o / 2);
+      nibbles(qb).intoArray(packed4, o / 2 + 8);
+    }
+  }
+
+  private static ByteVector nibbles(IntVector q) {
+    // Low nibbles only, then lane 2k+1's nibble (bits 32..35 of the long) next to lane 2k's.
+    LongVector l = (LongVector) q.and(0xF).reinterpretAsLongs();
+    return (ByteVector) l.or(l.lanewise(VectorOperators.LSHR, 28)).convertShape(VectorOperators.L2B, B8, 0);
+  }
+
+  /** amax[j] = max|w| of group j as int bits. */
+  private static void groupRanges(MemorySegment w, long start, int groups, int g, int[] amax) {
+    IntVector absMask = IntVector.broadcast(I, ABS_BITS);
+    for (int j = 0; j < groups; j++) {
+      long base = (start + (long) j * g) * 4;
+      IntVector m = IntVector.fromMemorySegment(I, w, base, LE).and(absMask);
+      for (int i = F.length(); i < g; i += F.length()) {
+        m = m.max(IntVector.fromMemorySegment(I, w, base + 4L * i, LE).and(absMask));
+      }
+      amax[j] = m.reduceLanes(VectorOperators.MAX);
+    }
+  }
+
+  /** {@link #groupRanges} for groups of exactly two vectors, unrolled (the common group 32 with 16 lanes). */
+  private static void groupRanges2(MemorySegment w, long start, int groups, int[] amax) {
+    IntVector absMask = IntVector.broadcast(I, ABS_BITS);
+    long vbytes = 4L * F.length();
+    for (int j = 0; j < groups; j++) {
+      long base = (start + 2L * F.length() * j) * 4;
+      IntVector a = IntVector.fromMemorySegment(I, w, base, LE);
+      IntVector b = IntVector.fromMemorySegment(I, w, base + vbytes, LE);
+      amax[j] = a.and(absMask).max(b.and(absMask)).reduceLanes(VectorOperators.MAX);
+    }
+  }
+
+  /**
+   * Scales of {@code F.length()} groups per step: one vector division max|w| / levels and one
+   * reciprocal; {@code inv} receives the reciprocals.
+   */
+  private static void groupScales(int groups, float levels, int[] amax, float[] inv, float[] scales, int p0) {
+    int lanes = F.length();
+    FloatVector vlevels = FloatVector.broadcast(F, levels);
+    FloatVector one = FloatVector.broadcast(F, 1f);
+    for (int j = 0; j < groups; j += lanes) {
+      FloatVector a = IntVector.fromArray(I, amax, j).reinterpretAsFloats();
+      FloatVector sc = a.div(vlevels);
+      FloatVector iv = one.div(sc);
+      // The general path's test !(sc > 0) || isInfinite(sc) || isInfinite(inv): sc and inv are
+      // never negative here, so "infinite" is "equal to +inf". Such groups get scale 1.
+      VectorMask<Float> bad = sc.compare(VectorOperators.GT, 0f).not()
+          .or(sc.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY))
+          .or(iv.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+      iv.blend(one, bad).intoArray(inv, j);
+      if (j + lanes <= groups) {
+        sc.blend(one, bad).intoArray(scales, p0 + j);
+      } else {
+        sc.blend(one, bad).intoArray(scales, p0 + j, F.indexInRange(j, groups));
+      }
+    }
+  }
+
+  /**
+   * Codes of every group with its reciprocal. The zero point rides in the rounding constant:
+   * x·inv + (1.5·2^23 + zp) rounds exactly as (x·inv + 1.5·2^23) + zp for an even zp (the
+   * constant stays even, so ties still go to the even integer), one addition fewer.
+   */
+  private static void groupCodes(MemorySegment w, long start, int groups, int g, int qmin, int qmax, int zp,
+      float[] inv, byte[] codes, int off) {
+    IntVector vqmin = IntVector.broadcast(I, qmin);
+    IntVector vqmax = IntVector.broadcast(I, qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
+    FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    for (int j = 0; j < groups; j++) {
+      FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+      long base = (start + (long) j * g) * 4;
+      int o = off + j * g;
+      for (int i = 0; i < g; i += F.length()) {
+        FloatVector v = FloatVector.fromMemorySegment(F, w, base + 4L * i, LE);
+        store(v.mul(vinv).add(shift), magicBits, vqmin, vqmax, codes, o + i);
+      }
+    }
+  }
+
+  /** {@link #groupCodes} for groups of exactly two vectors, unrolled. */
+  private static void groupCodes2(MemorySegment w, long start, int groups, int qmin, int qmax, int zp, float[] inv,
+      byte[] codes, int off) {
+    IntVector vqmin = IntVector.broadcast(I, qmin);
+    IntVector vqmax = IntVector.broadcast(I, qmax);
+    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
+    FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    int lanes = F.length();
+    long vbytes = 4L * lanes;
+    for (int j = 0; j < groups; j++) {
+      FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+      long base = (start + 2L * lanes * j) * 4;
+      int o = off + 2 * lanes * j;
+      FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
+      FloatVector b = FloatVector.fromMemorySegment(F, w, base + vbytes, LE);
+      store(a.mul(vinv).add(shift), magicBits, vqmin, vqmax, codes, o);
+      store(b.mul(vinv).add(shift), magicBits, vqmin, vqmax, codes, o + lanes);
     }
   }
 
