@@ -137,7 +137,7 @@ public final class JobSpecs {
         w.getGroupSize(), scheme, w.getSigned(), dtype, range, format);
   }
 
-  private static <E extends Enum<E>> E parse(Class<E> type, String value, String field, String allowed,
+  static <E extends Enum<E>> E parse(Class<E> type, String value, String field, String allowed,
       List<ApiProblem.FieldError> errors, E fallback) {
     for (E e : type.getEnumConstants()) {
       if (e.name().equalsIgnoreCase(value)) {

@@ -135,9 +135,9 @@ final class TrainingSteps {
     if (t.getSamples() != null && t.getSamples() < 1) {
       errors.add(new ApiProblem.FieldError(f + "samples", "must be at least 1"));
     }
-    TrainSpec.Schedule schedule = parse(TrainSpec.Schedule.class, t.getSchedule(), f + "schedule",
+    TrainSpec.Schedule schedule = JobSpecs.parse(TrainSpec.Schedule.class, t.getSchedule(), f + "schedule",
         "constant, step or cosine", errors, TrainSpec.Schedule.COSINE);
-    TrainSpec.Loss loss = parse(TrainSpec.Loss.class, t.getLoss(), f + "loss", "kd, ce, mse or cosine", errors,
+    TrainSpec.Loss loss = JobSpecs.parse(TrainSpec.Loss.class, t.getLoss(), f + "loss", "kd, ce, mse or cosine", errors,
         TrainSpec.Loss.KD);
     double temperature = t.getTemperature() == null ? DEFAULT_TEMPERATURE : t.getTemperature();
     double alpha = t.getAlpha() == null ? DEFAULT_ALPHA : t.getAlpha();
@@ -157,7 +157,7 @@ final class TrainingSteps {
     }
     TrainSpec.Teacher teacher = null;
     if (kind != TrainSpec.Kind.DISTILL) {
-      teacher = parse(TrainSpec.Teacher.class, t.getTeacher() == null ? "original" : t.getTeacher(), f + "teacher",
+      teacher = JobSpecs.parse(TrainSpec.Teacher.class, t.getTeacher() == null ? "original" : t.getTeacher(), f + "teacher",
           "original or labels", errors, TrainSpec.Teacher.ORIGINAL);
       if (teacher == TrainSpec.Teacher.LABELS && loss != TrainSpec.Loss.CE) {
         errors.add(new ApiProblem.FieldError(f + "loss", "training on labels uses ce"));
@@ -215,17 +215,6 @@ final class TrainingSteps {
     if (value != null) {
       errors.add(new ApiProblem.FieldError(field, "only used by " + only));
     }
-  }
-
-  private static <E extends Enum<E>> E parse(Class<E> type, String value, String field, String allowed,
-      List<ApiProblem.FieldError> errors, E fallback) {
-    for (E e : type.getEnumConstants()) {
-      if (e.name().equalsIgnoreCase(value)) {
-        return e;
-      }
-    }
-    errors.add(new ApiProblem.FieldError(field, "must be " + allowed + ", not '" + value + "'"));
-    return fallback;
   }
 
   private static String lower(String s) {
