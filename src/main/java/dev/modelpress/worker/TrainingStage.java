@@ -343,8 +343,13 @@ final class TrainingStage implements TrainingRunner {
   private static Set<String> selected(ModelProto student, TrainSpec spec) {
     List<TensorInfo> tensors = OnnxModels.summarize(student).tensors();
     List<TensorInfo> picked = spec.kind() == TrainSpec.Kind.L1_PRUNE
-        ? TensorSelector.selectForPrune(tensors, spec.include(), spec.exclude())
+        ? new ArrayList<>(TensorSelector.selectForPrune(tensors, spec.include(), spec.exclude()))
         : TensorSelector.select(tensors, spec.include(), spec.exclude());
+    if (spec.kind() == TrainSpec.Kind.L1_PRUNE && spec.include().isEmpty()) {
+      // Like every prune step: the final classifier is not pruned unless include names it.
+      Set<String> classifier = TensorSelector.finalClassifierWeights(student.getGraph());
+      picked.removeIf(t -> classifier.contains(t.name()));
+    }
     Set<String> names = new HashSet<>();
     for (TensorInfo t : picked) {
       if (t.shape().size() >= 2) {
