@@ -1,7 +1,7 @@
 package dev.modelpress.compression;
 
 /** Accumulates the error of approximated values against the originals, for reports. */
-final class ErrorStats {
+public final class ErrorStats {
 
   private double signal;
   private double noise;
@@ -9,7 +9,7 @@ final class ErrorStats {
   private long zerosBefore;
   private long zerosAfter;
 
-  void add(float original, float approximated) {
+  public void add(float original, float approximated) {
     double e = (double) original - approximated;
     signal += (double) original * original;
     noise += e * e;
@@ -18,11 +18,11 @@ final class ErrorStats {
     zerosAfter += approximated == 0f ? 1 : 0;
   }
 
-  double sparsityBefore() {
+  public double sparsityBefore() {
     return count == 0 ? 0 : (double) zerosBefore / count;
   }
 
-  double sparsityAfter() {
+  public double sparsityAfter() {
     return count == 0 ? 0 : (double) zerosAfter / count;
   }
 
@@ -30,12 +30,12 @@ final class ErrorStats {
     return zerosAfter;
   }
 
-  Double mse() {
+  public Double mse() {
     return count == 0 ? null : noise / count;
   }
 
   /** {@code null} when undefined (no signal) or infinite (no error): JSON has no infinity. */
-  Double sqnrDb() {
+  public Double sqnrDb() {
     if (noise == 0 || signal == 0) {
       return null;
     }

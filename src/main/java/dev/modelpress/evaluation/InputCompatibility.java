@@ -2,6 +2,7 @@ package dev.modelpress.evaluation;
 
 import dev.modelpress.format.ValueInfo;
 import dev.modelpress.format.npy.DType;
+import dev.modelpress.format.npy.NdArray;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -123,5 +124,14 @@ public final class InputCompatibility {
 
   private static String dtypeName(DType d) {
     return d.name().toLowerCase(java.util.Locale.ROOT) + " ('" + d.descriptor() + "')";
+  }
+
+  /** The class indices of a {@value #LABELS} array (any integer dtype), one per sample. */
+  public static long[] labelValues(NdArray labels) {
+    long[] out = new long[Math.toIntExact(labels.shape()[0])];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = FeedType.readLong(labels.data(), labels.dtype(), i);
+    }
+    return out;
   }
 }

@@ -1,6 +1,7 @@
 package dev.modelpress.worker;
 
 import dev.modelpress.compression.CompressionException;
+import dev.modelpress.compression.ErrorStats;
 import dev.modelpress.compression.OnnxPipeline;
 import dev.modelpress.compression.PipelineResult;
 import dev.modelpress.compression.Progress;
@@ -44,7 +45,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -129,6 +129,7 @@ final class TrainingStage implements TrainingRunner {
     // ---- teacher and student ----
     ModelProto student;
     Path teacherFile;
+    ModelProto teacher = null; // read once, when a loss needs the teacher's tensors
     String studentSource;
     String teacherSource;
     switch (spec.kind()) {
@@ -136,7 +137,7 @@ final class TrainingStage implements TrainingRunner {
         teacherFile = spec.teacherModelId() != null ? inputs.modelFile(spec.teacherModelId())
             : write(current, "teacher-" + index + ".onnx");
         teacherSource = spec.teacherModelId() != null ? "model " + spec.teacherModelId() : "the job's model";
-        ModelProto teacher = spec.teacherModelId() != null ? OnnxModels.read(teacherFile) : current;
+        teacher = spec.teacherModelId() != null ? OnnxModels.read(teacherFile) : current;
         if (spec.studentModelId() != null) {
           student = OnnxModels.read(inputs.modelFile(spec.studentModelId()));
           studentSource = "model " + spec.studentModelId();
@@ -171,7 +172,7 @@ final class TrainingStage implements TrainingRunner {
     List<NdArray> features = new ArrayList<>();
     for (NdArray a : arrays) {
       if (InputCompatibility.LABELS.equals(a.name())) {
-        labels = labels(a);
+        labels = InputCompatibility.labelValues(a);
       } else {
         features.add(a);
         featureArrays.put(a.name(), SampleArray.of(a));
@@ -186,7 +187,7 @@ final class TrainingStage implements TrainingRunner {
       }
       losses.add(new LossTerm.CrossEntropy(studentOutputs.getFirst(), classes(student, studentOutputs.getFirst())));
     } else {
-      ModelProto teacherModel = OnnxModels.read(teacherFile);
+      ModelProto teacherModel = teacher != null ? teacher : OnnxModels.read(teacherFile);
       List<String> teacherNames;
       List<String> studentNames;
       if (o.tensors().isEmpty()) {
@@ -441,23 +442,6 @@ final class TrainingStage implements TrainingRunner {
     return new NdArray(a.name(), a.dtype(), shape, data.slice());
   }
 
-  private static long[] labels(NdArray a) {
-    int n = Math.toIntExact(a.shape()[0]);
-    long[] out = new long[n];
-    ByteBuffer b = a.data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
-    for (int i = 0; i < n; i++) {
-      out[i] = switch (a.dtype()) {
-        case INT64 -> b.getLong(i * 8);
-        case INT32 -> b.getInt(i * 4);
-        case INT16 -> b.getShort(i * 2);
-        case INT8 -> b.get(i);
-        case UINT8 -> Byte.toUnsignedInt(b.get(i));
-        default -> throw new CompressionException("labels are " + a.dtype() + "; training needs integer class indices");
-      };
-    }
-    return out;
-  }
-
   private Path write(ModelProto model, String name) throws IOException {
     Path file = work.resolve(name);
     OnnxModels.write(model, file);
@@ -482,21 +466,13 @@ final class TrainingStage implements TrainingRunner {
       }
       float[] a = dev.modelpress.format.onnx.OnnxTensors.toFloats(o);
       float[] b = dev.modelpress.format.onnx.OnnxTensors.toFloats(t);
-      double err = 0;
-      double sig = 0;
-      int zerosA = 0;
-      int zerosB = 0;
+      ErrorStats stats = new ErrorStats();
       for (int i = 0; i < a.length; i++) {
-        double d = (double) b[i] - a[i];
-        err += d * d;
-        sig += (double) a[i] * a[i];
-        zerosA += a[i] == 0 ? 1 : 0;
-        zerosB += b[i] == 0 ? 1 : 0;
+        stats.add(a[i], b[i]);
       }
       long bytes = 4L * a.length;
-      out.add(new TensorReport(t.getName(), t.getDimsList(), a.length, bytes, bytes,
-          a.length == 0 ? 0 : (double) zerosA / a.length, a.length == 0 ? 0 : (double) zerosB / a.length,
-          a.length == 0 ? 0 : err / a.length, err == 0 || sig == 0 ? null : 10 * Math.log10(sig / err), null, null));
+      out.add(new TensorReport(t.getName(), t.getDimsList(), a.length, bytes, bytes, stats.sparsityBefore(),
+          stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), null, null));
     }
     return out;
   }
