@@ -121,9 +121,7 @@ public final class OnnxPipeline {
 
   private static List<TensorInfo> select(ModelProto model, StepSpec step, int index) {
     List<TensorInfo> tensors = TensorSelector.reachable(step, OnnxModels.weights(model));
-    List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
-        ? PruningSteps.selectForPrune(model, tensors, step.include(), step.exclude())
-        : TensorSelector.select(tensors, step.include(), step.exclude());
+    List<TensorInfo> selected = TensorSelector.selectFor(step, model.getGraph(), tensors);
     if (selected.isEmpty()) {
       throw new CompressionException("step " + index + " (" + step.type() + ") selects no tensor"
           + (step instanceof PruneSpec && step.include().isEmpty() ? PruningSteps.PROTECTED_HINT : ""));

@@ -35,20 +35,6 @@ final class PruningSteps {
 
   private PruningSteps() {}
 
-  /**
-   * The tensors a prune step works on: {@link TensorSelector#selectForPrune}, and without include
-   * patterns also without the final classifier.
-   */
-  static List<TensorInfo> selectForPrune(ModelProto model, List<TensorInfo> tensors, List<String> include,
-      List<String> exclude) {
-    List<TensorInfo> selected = TensorSelector.selectForPrune(tensors, include, exclude);
-    if (include.isEmpty()) {
-      Set<String> classifier = TensorSelector.finalClassifierWeights(model.getGraph());
-      selected.removeIf(t -> classifier.contains(t.name()));
-    }
-    return selected;
-  }
-
   // ---- N:M ----------------------------------------------------------------------------------
 
   static List<TensorReport> nm(GraphProto.Builder g, List<TensorInfo> selected, PruneSpec spec, ItemProgress run) {

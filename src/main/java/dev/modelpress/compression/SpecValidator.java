@@ -379,7 +379,7 @@ public final class SpecValidator {
     if (!patternsValid) {
       return;
     }
-    List<TensorInfo> selected = step instanceof PruneSpec || TrainSpec.prunes(step)
+    List<TensorInfo> selected = TensorSelector.prunes(step)
         ? TensorSelector.selectForPrune(tensors, step.include(), step.exclude())
         : TensorSelector.select(tensors, step.include(), step.exclude());
     String selectionField = step.include().isEmpty() ? at : at + ".include";

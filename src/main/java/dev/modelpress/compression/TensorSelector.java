@@ -94,6 +94,35 @@ public final class TensorSelector {
     return selected;
   }
 
+  /**
+   * Selection for a prune step run on {@code graph}: as {@link #selectForPrune(List, List, List)}, and
+   * without include patterns also without the {@link #finalClassifierWeights final classifier}.
+   */
+  public static List<TensorInfo> selectForPrune(GraphProto graph, List<TensorInfo> tensors, List<String> include,
+      List<String> exclude) {
+    List<TensorInfo> selected = selectForPrune(tensors, include, exclude);
+    if (include.isEmpty()) {
+      Set<String> classifier = finalClassifierWeights(graph);
+      selected.removeIf(t -> classifier.contains(t.name()));
+    }
+    return selected;
+  }
+
+  /** Whether a step prunes, so its selection keeps the pruning protections: a prune step or an l1 training step. */
+  public static boolean prunes(StepSpec step) {
+    return step instanceof PruneSpec || TrainSpec.prunes(step);
+  }
+
+  /**
+   * The tensors {@code step} works on when run on {@code graph}: {@link #selectForPrune(GraphProto, List, List,
+   * List)} for a step that {@link #prunes}, {@link #select} for any other.
+   */
+  public static List<TensorInfo> selectFor(StepSpec step, GraphProto graph, List<TensorInfo> tensors) {
+    return prunes(step)
+        ? selectForPrune(graph, tensors, step.include(), step.exclude())
+        : select(tensors, step.include(), step.exclude());
+  }
+
   /** Ops whose non-data inputs are normalization parameters. */
   private static final Set<String> NORMS = Set.of("BatchNormalization", "LayerNormalization",
       "InstanceNormalization", "GroupNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization");

@@ -343,14 +343,8 @@ final class TrainingStage implements TrainingRunner {
   /** Names of the weights an L1 or QAT step acts on: the step's include/exclude over the default selection. */
   private static Set<String> selected(ModelProto student, TrainSpec spec) {
     List<TensorInfo> tensors = OnnxModels.summarize(student).tensors();
-    List<TensorInfo> picked = spec.kind() == TrainSpec.Kind.L1_PRUNE
-        ? new ArrayList<>(TensorSelector.selectForPrune(tensors, spec.include(), spec.exclude()))
-        : TensorSelector.select(tensors, spec.include(), spec.exclude());
-    if (spec.kind() == TrainSpec.Kind.L1_PRUNE && spec.include().isEmpty()) {
-      // Like every prune step: the final classifier is not pruned unless include names it.
-      Set<String> classifier = TensorSelector.finalClassifierWeights(student.getGraph());
-      picked.removeIf(t -> classifier.contains(t.name()));
-    }
+    // Like every prune step, an l1 step leaves the final classifier alone unless include names it.
+    List<TensorInfo> picked = TensorSelector.selectFor(spec, student.getGraph(), tensors);
     Set<String> names = new HashSet<>();
     for (TensorInfo t : picked) {
       if (t.shape().size() >= 2) {

@@ -44,10 +44,10 @@ class PruneRulesTest {
         .contains("emb=embedding table", "ln.g=normalization parameter", "ln.b=normalization parameter",
             "bias=bias", "W=null", "Wc=null");
     assertThat(TensorSelector.finalClassifierWeights(m.getGraph())).containsExactly("Wc");
-    assertThat(PruningSteps.selectForPrune(m, tensors, List.of(), List.of())).extracting(TensorInfo::name)
+    assertThat(TensorSelector.selectForPrune(m.getGraph(), tensors, List.of(), List.of())).extracting(TensorInfo::name)
         .containsExactly("W");
     // An include overrides every protection.
-    assertThat(PruningSteps.selectForPrune(m, tensors, List.of("emb", "Wc", "ln\\.g"), List.of()))
+    assertThat(TensorSelector.selectForPrune(m.getGraph(), tensors, List.of("emb", "Wc", "ln\\.g"), List.of()))
         .extracting(TensorInfo::name).containsExactly("emb", "ln.g", "Wc");
     // Quantization's default is unchanged: weights of rank >= 2, embeddings and classifier included.
     assertThat(TensorSelector.select(tensors, List.of(), List.of())).extracting(TensorInfo::name)
