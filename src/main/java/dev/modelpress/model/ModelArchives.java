@@ -2,6 +2,7 @@ package dev.modelpress.model;
 
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.ModelSummary;
+import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.format.onnx.OnnxExternalData;
 import dev.modelpress.format.onnx.OnnxModels;
@@ -28,7 +29,7 @@ final class ModelArchives {
    * @throws ApiProblem 413 PAYLOAD_TOO_LARGE when unpacking breaks a limit, 422 INVALID_MODEL for an
    *     unsafe entry, a missing or misplaced data file, or an invalid model
    */
-  static ModelSummary inspect(Path archive, Path scratch, OnnxArchive.Limits limits) throws IOException {
+  static ModelSummary inspect(Path archive, Path scratch, ArchiveReader.Limits limits) throws IOException {
     Files.createDirectories(scratch);
     Path dir = Files.createTempDirectory(scratch, "unpack-");
     try {
@@ -36,7 +37,7 @@ final class ModelArchives {
       try (OnnxExternalData data = OnnxExternalData.open(model)) {
         return OnnxModels.summarize(data.model());
       }
-    } catch (OnnxArchive.LimitException e) {
+    } catch (ArchiveReader.LimitException e) {
       throw new ApiProblem(ApiProblem.Kind.PAYLOAD_TOO_LARGE, "archive: " + e.getMessage());
     } catch (FormatException e) {
       throw new ApiProblem(ApiProblem.Kind.INVALID_MODEL, "archive: " + e.getMessage());

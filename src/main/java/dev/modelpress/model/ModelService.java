@@ -3,6 +3,7 @@ package dev.modelpress.model;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.ValueInfo;
+import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.storage.ArtifactStore;
 import dev.modelpress.storage.StoredObject;
@@ -47,8 +48,8 @@ public class ModelService {
   private final JdbcClient jdbc;
   private final StorageQuota quota;
   /** Caps on sharded-checkpoint archives (w4-st), set from configuration below. */
-  private dev.modelpress.format.safetensors.SafetensorsShards.Limits archiveLimits =
-      dev.modelpress.format.safetensors.SafetensorsShards.Limits.DEFAULT;
+  private ArchiveReader.Limits archiveLimits =
+      dev.modelpress.format.safetensors.SafetensorsShards.DEFAULT_LIMITS;
   private final UploadSpool spool;
 
   ModelService(ModelRepository models, ArtifactStore store, JsonMapper json, Clock clock,
@@ -73,23 +74,18 @@ public class ModelService {
     quota.check(owner, upload.size());
     // ---- w4-st + w4-qgraph (begin): a .zip/.tar upload is an ONNX model with external data when it
     // holds an .onnx file, else a sharded safetensors checkpoint (index + shards) ----
-    String stArchive = "onnx".equals(declaredFormat) ? null
-        : dev.modelpress.format.safetensors.SafetensorsShards.archiveKind(upload.file());
-    OnnxArchive.Kind archive = declaredFormat == null || declaredFormat.equals("onnx")
-        ? OnnxArchive.detect(upload.file()) : null;
-    if (archive != null && stArchive != null && !"onnx".equals(declaredFormat)
-        && !ArchiveRouting.holdsOnnx(upload.file())) {
-      archive = null;
-    } else if (archive != null) {
-      stArchive = null;
-    }
+    ArchiveReader.Kind kind = ArchiveReader.detect(upload.file());
+    boolean onnx = kind != null
+        && ("onnx".equals(declaredFormat) || declaredFormat == null && ArchiveRouting.holdsOnnx(upload.file()));
+    ArchiveReader.Kind archive = onnx ? kind : null;
+    ArchiveReader.Kind stArchive = onnx || "onnx".equals(declaredFormat) ? null : kind;
     ModelSummary summary = archive != null ? ModelArchives.inspect(upload.file(), spool.dir(), limits())
         : stArchive != null ? SafetensorsShardUpload.inspect(upload.file(), archiveLimits)
         : ModelInspector.inspect(upload.file(), declaredFormat, fileName);
     UUID id = UUID.randomUUID();
     // Archives are stored as uploaded (model.onnx.zip, model.safetensors.tar, ...); workers unpack them again.
     String key = "models/" + id + "/model." + summary.format()
-        + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive : "");
+        + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive.extension() : "");
     // ---- w4-st + w4-qgraph (end) ----
     StoredObject stored = store.put(key, upload.file());
     try {
@@ -111,20 +107,19 @@ public class ModelService {
   // ---- w4-st (begin): caps on sharded-checkpoint archives, docs/safetensors.md ----
   @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-entries:10000}")
   void archiveMaxEntries(int entries) {
-    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(entries, archiveLimits.maxBytes());
+    archiveLimits = ArchiveReader.Limits.of(entries, archiveLimits.maxBytes());
   }
 
   @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-bytes:1TB}")
   void archiveMaxBytes(org.springframework.util.unit.DataSize bytes) {
-    archiveLimits = new dev.modelpress.format.safetensors.SafetensorsShards.Limits(archiveLimits.maxEntries(),
-        bytes.toBytes());
+    archiveLimits = ArchiveReader.Limits.of(archiveLimits.maxEntries(), bytes.toBytes());
   }
   // ---- w4-st (end) ----
 
   // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
   /** What an archive may unpack to: the upload limit (at most 100× the archive's own size). */
-  public OnnxArchive.Limits limits() {
-    return OnnxArchive.Limits.of(spool.maxBytes());
+  public ArchiveReader.Limits limits() {
+    return OnnxArchive.limits(spool.maxBytes());
   }
 
   /** Whether the model was uploaded as an archive of an ONNX file plus its external data files. */

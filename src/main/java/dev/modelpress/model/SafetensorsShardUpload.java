@@ -2,6 +2,7 @@ package dev.modelpress.model;
 
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.ModelSummary;
+import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.safetensors.SafetensorsShards;
 import dev.modelpress.system.ApiProblem;
 import java.io.IOException;
@@ -21,7 +22,7 @@ final class SafetensorsShardUpload {
 
   private SafetensorsShardUpload() {}
 
-  static ModelSummary inspect(Path archive, SafetensorsShards.Limits limits) throws IOException {
+  static ModelSummary inspect(Path archive, ArchiveReader.Limits limits) throws IOException {
     Path scratch = Files.createTempDirectory(archive.toAbsolutePath().getParent(), "safetensors-shards-");
     try {
       return SafetensorsShards.extract(archive, scratch, limits).summary();

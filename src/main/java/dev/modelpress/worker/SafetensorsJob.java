@@ -6,6 +6,7 @@ import dev.modelpress.compression.SafetensorsPipeline;
 import dev.modelpress.compression.StepSpec;
 import dev.modelpress.compression.TensorReport;
 import dev.modelpress.format.FormatException;
+import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.safetensors.SafetensorsShards;
 import dev.modelpress.job.JobEntity;
 import dev.modelpress.job.JobQueue;
@@ -66,8 +67,8 @@ final class SafetensorsJob {
     String type = steps.stream().map(StepSpec::type).collect(Collectors.joining("+"));
     Path outDir = Files.createDirectories(work.resolve("out"));
     // A .zip/.tar model is a sharded checkpoint: validated again as it is extracted, then shard by shard.
-    SafetensorsShards.Checkpoint sharded = SafetensorsShards.archiveKind(original) == null ? null
-        : SafetensorsShards.extract(original, work.resolve("in"), SafetensorsShards.Limits.DEFAULT);
+    SafetensorsShards.Checkpoint sharded = ArchiveReader.detect(original) == null ? null
+        : SafetensorsShards.extract(original, work.resolve("in"), SafetensorsShards.DEFAULT_LIMITS);
     List<Path> inputs = sharded == null ? List.of(original) : sharded.shards();
     List<Path> outputs = sharded == null ? List.of(outDir.resolve("model.safetensors"))
         : inputs.stream().map(p -> outDir.resolve(p.getFileName().toString())).toList();

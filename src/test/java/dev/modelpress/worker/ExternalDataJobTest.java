@@ -136,19 +136,19 @@ class ExternalDataJobTest {
   @Test
   void zipEntryClimbingOutWithDotDotIs422NamingIt() throws Exception {
     assertRefused(zip(Map.of("model.onnx", tinyModel(), "../x", new byte[] {1})), "application/zip", 422,
-        "invalid-model", "archive entry '../x' has a '..' component");
+        "invalid-model", "archive entry '../x' has an unsafe path: a '..' component");
   }
 
   @Test
   void tarEntryWithAnAbsolutePathIs422NamingIt() throws Exception {
     assertRefused(tar(entry("model.onnx", '0', tinyModel()), entry("/etc/evil", '0', new byte[] {1})),
-        "application/x-tar", 422, "invalid-model", "archive entry '/etc/evil' has an absolute path");
+        "application/x-tar", 422, "invalid-model", "archive entry '/etc/evil' has an unsafe path: an absolute path");
   }
 
   @Test
   void tarSymbolicLinkIs422() throws Exception {
     assertRefused(tar(entry("model.onnx", '0', tinyModel()), entry("model.onnx.data", '2', new byte[0])),
-        "application/x-tar", 422, "invalid-model", "archive entry 'model.onnx.data' is a symbolic link");
+        "application/x-tar", 422, "invalid-model", "tar entry 'model.onnx.data' is a symbolic link");
   }
 
   @Test

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
+import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.testing.Archives;
 import dev.modelpress.testing.Archives.Entry;
 import java.nio.ByteBuffer;
@@ -21,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class SafetensorsShardsTest {
 
-  private static final SafetensorsShards.Limits LIMITS = new SafetensorsShards.Limits(100, 1 << 20);
+  private static final ArchiveReader.Limits LIMITS = ArchiveReader.Limits.of(100, 1 << 20);
 
   @TempDir Path tmp;
 
