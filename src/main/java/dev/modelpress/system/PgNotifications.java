@@ -17,13 +17,10 @@ import org.springframework.stereotype.Component;
 
 /**
  * One connection per process that LISTENs on the channels other components subscribe to (live job
- * events, due webhooks) and hands each notification's payload to them on this thread, so a handler
+ * events, due webhooks, queued and cancelled jobs for the workers) and hands each notification's payload to them on this thread, so a handler
  * must return quickly (hand work to its own executor). Subscribers also get a call with a {@code
  * null} payload after every (re)connect: notifications sent while nobody listened are lost, so they
  * should then look at the database themselves.
- *
- * <p>The worker's {@code QueueListener} keeps its own connection: it exists only where workers run,
- * while this one serves API-only processes too.
  */
 @Component
 public class PgNotifications implements SmartLifecycle {
