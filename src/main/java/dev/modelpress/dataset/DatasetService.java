@@ -5,7 +5,6 @@ import dev.modelpress.format.npy.DatasetSummary;
 import dev.modelpress.format.npy.NdArray;
 import dev.modelpress.format.npy.NpzReader;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Owners;
 import dev.modelpress.system.UploadSpool;
@@ -73,19 +72,9 @@ public class DatasetService {
     }
     UUID id = UUID.randomUUID();
     String key = "datasets/" + id + "/data.npz";
-    StoredObject stored = store.put(key, upload.file());
-    try {
-      DatasetEntity entity = new DatasetEntity(id, owner, Uploads.displayName(name, fileName, id + ".npz"),
-          key, stored.sha256(), stored.size(), summary.samples(), summary.hasLabels(),
-          json.writeValueAsString(summary.arrays()), clock.instant());
-      return tx.execute(status -> {
-        quota.checkLocked(owner, stored.size());
-        return datasets.save(entity);
-      });
-    } catch (RuntimeException e) {
-      store.delete(key);
-      throw e;
-    }
+    return quota.storeAndRecord(owner, key, upload.file(), stored -> datasets.save(new DatasetEntity(id, owner,
+        Uploads.displayName(name, fileName, id + ".npz"), key, stored.sha256(), stored.size(), summary.samples(),
+        summary.hasLabels(), json.writeValueAsString(summary.arrays()), clock.instant())));
   }
 
   public DatasetEntity get(UUID id) {

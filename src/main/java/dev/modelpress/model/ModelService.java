@@ -6,7 +6,6 @@ import dev.modelpress.format.ValueInfo;
 import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.onnx.OnnxArchive;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Owners;
 import dev.modelpress.system.UploadSpool;
@@ -87,21 +86,12 @@ public class ModelService {
     String key = "models/" + id + "/model." + summary.format()
         + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive.extension() : "");
     // ---- w4-st + w4-qgraph (end) ----
-    StoredObject stored = store.put(key, upload.file());
-    try {
-      ModelEntity entity = new ModelEntity(id, owner, Uploads.displayName(name, fileName, id + "." + summary.format()),
-          summary.format(), key, stored.sha256(), stored.size(), summary.parameterCount(), summary.tensors().size(),
-          json.writeValueAsString(new StoredSummary(summary.inputs(), summary.outputs(), summary.opsets(),
-              summary.irVersion(), summary.producer(), summary.metadata())),
-          json.writeValueAsString(summary.tensors()), clock.instant());
-      return tx.execute(status -> {
-        quota.checkLocked(owner, stored.size());
-        return models.save(entity);
-      });
-    } catch (RuntimeException e) {
-      store.delete(key);
-      throw e;
-    }
+    return quota.storeAndRecord(owner, key, upload.file(), stored -> models.save(new ModelEntity(id, owner,
+        Uploads.displayName(name, fileName, id + "." + summary.format()), summary.format(), key, stored.sha256(),
+        stored.size(), summary.parameterCount(), summary.tensors().size(),
+        json.writeValueAsString(new StoredSummary(summary.inputs(), summary.outputs(), summary.opsets(),
+            summary.irVersion(), summary.producer(), summary.metadata())),
+        json.writeValueAsString(summary.tensors()), clock.instant())));
   }
 
   // ---- w4-st (begin): caps on sharded-checkpoint archives, docs/safetensors.md ----

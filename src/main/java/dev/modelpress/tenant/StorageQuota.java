@@ -1,9 +1,15 @@
 package dev.modelpress.tenant;
 
+import dev.modelpress.storage.ArtifactStore;
+import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.function.Function;
 import org.springframework.jdbc.core.simple.JdbcClient;
 import org.springframework.stereotype.Component;
 import org.springframework.transaction.support.TransactionSynchronizationManager;
+import org.springframework.transaction.support.TransactionTemplate;
 
 /**
  * The stored-bytes quota: models + datasets + job artifacts of one tenant. An upload is checked
@@ -17,10 +23,36 @@ public class StorageQuota {
 
   private final JdbcClient jdbc;
   private final QuotaProperties defaults;
+  private final ArtifactStore store;
+  private final TransactionTemplate tx;
 
-  StorageQuota(JdbcClient jdbc, QuotaProperties defaults) {
+  StorageQuota(JdbcClient jdbc, QuotaProperties defaults, ArtifactStore store, TransactionTemplate tx) {
     this.jdbc = jdbc;
     this.defaults = defaults;
+    this.store = store;
+    this.tx = tx;
+  }
+
+  /**
+   * The last two steps of an upload: stores {@code file} under {@code key}, then in one transaction
+   * {@link #checkLocked re-checks} the quota with the stored size and runs {@code record}, which
+   * builds and saves the upload's row from the stored object. If recording fails, the object is
+   * deleted again, so a refused upload leaves nothing stored.
+   *
+   * @return what {@code record} returned
+   */
+  public <T> T storeAndRecord(String owner, String key, Path file, Function<StoredObject, T> record)
+      throws IOException {
+    StoredObject stored = store.put(key, file);
+    try {
+      return tx.execute(status -> {
+        checkLocked(owner, stored.size());
+        return record.apply(stored);
+      });
+    } catch (RuntimeException e) {
+      store.delete(key);
+      throw e;
+    }
   }
 
   /**
