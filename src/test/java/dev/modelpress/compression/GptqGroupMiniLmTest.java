@@ -4,11 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.modelpress.compression.QuantizeSpec.Granularity;
 import dev.modelpress.compression.QuantizeSpec.RangeMethod;
-import dev.modelpress.format.npy.NdArray;
-import dev.modelpress.format.onnx.OnnxModels;
-import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.testing.MiniLm;
-import java.nio.file.Files;
+import dev.modelpress.testing.MiniLmBaseline;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -70,45 +67,23 @@ class GptqGroupMiniLmTest {
 
   @TempDir Path dir;
 
-  ModelProto model;
-  List<NdArray> evaluation;
-  float[][] reference;
+  MiniLmBaseline baseline;
 
   @BeforeAll
   void embedWithTheOriginal() throws Exception {
-    model = OnnxModels.read(MiniLm.path());
     assertThat(MiniLm.sentences()).hasSizeGreaterThanOrEqualTo(50).doesNotContainAnyElementsOf(CALIBRATION);
-    evaluation = MiniLm.encode(MiniLm.sentences(), 128);
-    reference = MiniLm.sentenceEmbeddings(MiniLm.path(), evaluation);
+    baseline = MiniLmBaseline.of(MiniLm.sentences(), 128);
   }
 
   record Measured(double meanCosine, double minCosine, double embeddingMse, double sizeRatio, StepReport step) {}
 
   Measured measure(StepSpec spec, PipelineContext ctx, String label) throws Exception {
-    PipelineResult r = OnnxPipeline.run(model, List.of(spec), ctx, Progress.NONE);
-    Path out = Files.createTempFile(dir, "int4g32-", ".onnx");
-    OnnxModels.write(r.model(), out);
-    float[][] got = MiniLm.sentenceEmbeddings(out, evaluation);
-    double sum = 0;
-    double min = 1;
-    double se = 0;
-    long count = 0;
-    for (int i = 0; i < got.length; i++) {
-      double c = MiniLm.cosine(reference[i], got[i]);
-      sum += c;
-      min = Math.min(min, c);
-      for (int j = 0; j < got[i].length; j++) {
-        double d = got[i][j] - reference[i][j];
-        se += d * d;
-        count++;
-      }
-    }
-    Measured m = new Measured(sum / got.length, min, se / count, (double) Files.size(out) / Files.size(MiniLm.path()),
-        r.steps().getFirst());
+    PipelineResult r = OnnxPipeline.run(baseline.model(), List.of(spec), ctx, Progress.NONE);
+    MiniLmBaseline.Agreement a = baseline.measure(r.model(), dir);
+    Measured m = new Measured(a.meanCosine(), a.minCosine(), a.embeddingMse(), a.sizeRatio(), r.steps().getFirst());
     System.out.printf("MiniLM %-44s mean cosine %.5f (min %.5f) over %d sentences, embedding MSE %.3g, file %.1f%%%n"
-        + "    %s%n", label, m.meanCosine(), m.minCosine(), got.length, m.embeddingMse(), 100 * m.sizeRatio(),
+        + "    %s%n", label, m.meanCosine(), m.minCosine(), a.sentences(), m.embeddingMse(), 100 * m.sizeRatio(),
         m.step().summary());
-    Files.delete(out);
     return m;
   }
 

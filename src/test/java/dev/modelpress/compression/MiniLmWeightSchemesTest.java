@@ -5,11 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.modelpress.compression.QuantizeSpec.Granularity;
 import dev.modelpress.compression.QuantizeSpec.RangeMethod;
 import dev.modelpress.compression.QuantizeSpec.WeightType;
-import dev.modelpress.format.npy.NdArray;
-import dev.modelpress.format.onnx.OnnxModels;
-import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.testing.MiniLm;
-import java.nio.file.Files;
+import dev.modelpress.testing.MiniLmBaseline;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -26,47 +23,23 @@ class MiniLmWeightSchemesTest {
 
   @TempDir Path dir;
 
-  ModelProto model;
-  List<NdArray> inputs;
-  float[][] reference;
-  int sentences;
+  MiniLmBaseline baseline;
 
   @BeforeAll
   void embedWithTheOriginal() throws Exception {
-    model = OnnxModels.read(MiniLm.path());
-    sentences = MiniLm.sentences().size();
-    assertThat(sentences).isGreaterThanOrEqualTo(50);
-    inputs = MiniLm.encode(MiniLm.sentences(), 128);
-    reference = MiniLm.sentenceEmbeddings(MiniLm.path(), inputs);
+    assertThat(MiniLm.sentences().size()).isGreaterThanOrEqualTo(50);
+    baseline = MiniLmBaseline.of(MiniLm.sentences(), 128);
   }
 
   record Measured(double meanCosine, double minCosine, double outputMse, double sizeRatio, StepReport step) {}
 
   Measured measure(QuantizeSpec spec, String label) throws Exception {
-    PipelineResult r = OnnxPipeline.run(model, List.of(spec), Progress.NONE);
-    Path out = Files.createTempFile(dir, "minilm", ".onnx");
-    OnnxModels.write(r.model(), out);
-    float[][] got = MiniLm.sentenceEmbeddings(out, inputs);
-    double sum = 0;
-    double min = 1;
-    double se = 0;
-    long count = 0;
-    for (int i = 0; i < got.length; i++) {
-      double c = MiniLm.cosine(reference[i], got[i]);
-      sum += c;
-      min = Math.min(min, c);
-      for (int j = 0; j < got[i].length; j++) {
-        double d = got[i][j] - reference[i][j];
-        se += d * d;
-        count++;
-      }
-    }
-    Measured m = new Measured(sum / got.length, min, se / count, (double) Files.size(out) / Files.size(MiniLm.path()),
-        r.steps().get(0));
+    PipelineResult r = OnnxPipeline.run(baseline.model(), List.of(spec), Progress.NONE);
+    MiniLmBaseline.Agreement a = baseline.measure(r.model(), dir);
+    Measured m = new Measured(a.meanCosine(), a.minCosine(), a.embeddingMse(), a.sizeRatio(), r.steps().get(0));
     System.out.printf("MiniLM %-34s mean cosine %.5f (min %.5f) over %d sentences, embedding MSE %.3g, file %.1f%% of fp32%n"
-        + "    %s%n", label, m.meanCosine(), m.minCosine(), got.length, m.outputMse(), 100 * m.sizeRatio(),
+        + "    %s%n", label, m.meanCosine(), m.minCosine(), a.sentences(), m.outputMse(), 100 * m.sizeRatio(),
         m.step().summary());
-    Files.delete(out);
     return m;
   }
 

@@ -3,71 +3,34 @@ package dev.modelpress.worker;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.modelpress.format.npy.NdArray;
-import dev.modelpress.format.npy.NpzWriter;
-import dev.modelpress.testing.Api;
 import dev.modelpress.testing.MiniLm;
+import dev.modelpress.testing.WorkerApiTest;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.test.context.ActiveProfiles;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.json.JsonMapper;
 
 /**
  * A SparseGPT prune job through the HTTP API on the real all-MiniLM-L6-v2 with an uploaded
  * calibration dataset: queue, worker, report, and the downloaded model running in ONNX Runtime.
  */
-@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
-    properties = {"modelpress.worker.enabled=true", "modelpress.worker.concurrency=1",
-        "modelpress.worker.poll-interval=500ms"})
-@ActiveProfiles("test")
-class ActivationPruningJobEndToEndTest {
-
-  @LocalServerPort int port;
-  @TempDir Path tmp;
-  Api api;
-
-  @BeforeEach
-  void setUp() {
-    api = new Api(port);
-  }
+class ActivationPruningJobEndToEndTest extends WorkerApiTest {
 
   @Test
   void sparseGptJobWithACalibrationDatasetPrunesHalfOfEachSelectedWeightAndItsModelRunsInOrt() throws Exception {
-    Api.Response model = api.postFile("/v1/models", MiniLm.modelFile());
-    assertThat(model.status()).as(model.body()).isEqualTo(201);
+    String modelId = uploadModel(MiniLm.modelFile());
     List<String> sentences = new ArrayList<>();
     for (int i = 0; i < MiniLm.sentences().size(); i += 2) {
       sentences.add(MiniLm.sentences().get(i));
     }
-    Path npz = tmp.resolve("calibration.npz");
-    NpzWriter.write(npz, MiniLm.encode(sentences, 64), true);
-    Api.Response dataset = api.postFile("/v1/datasets?name=calibration", npz);
-    assertThat(dataset.status()).as(dataset.body()).isEqualTo(201);
-
-    Api.Response submitted = api.postJson("/v1/jobs", """
-        {"modelId":"%s","calibrationDatasetId":"%s","calibrationSamples":8,
-         "steps":[{"type":"prune","method":"sparsegpt","sparsity":0.5,"include":["onnx::MatMul_79\\\\d"]}]}"""
-        .formatted(model.json().get("id").asString(), dataset.json().get("id").asString()));
-    assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
-    JsonNode job = api.awaitJob(submitted.json().get("id").asString(), Duration.ofMinutes(5));
-    assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
+    String datasetId = uploadDataset("calibration", MiniLm.encode(sentences, 64));
 
     Path downloaded = tmp.resolve("pruned.onnx");
-    JsonNode report = null;
-    for (JsonNode a : job.get("artifacts")) {
-      if (a.get("name").asString().equals("model.onnx")) {
-        api.download(a.get("href").asString(), downloaded);
-      } else if (a.get("name").asString().equals("report.json")) {
-        report = JsonMapper.builder().build().readTree(api.getBytes(a.get("href").asString()).body());
-      }
-    }
+    JsonNode report = runJob("""
+        {"modelId":"%s","calibrationDatasetId":"%s","calibrationSamples":8,
+         "steps":[{"type":"prune","method":"sparsegpt","sparsity":0.5,"include":["onnx::MatMul_79\\\\d"]}]}"""
+        .formatted(modelId, datasetId), downloaded);
     JsonNode tensors = report.get("stepReports").get(0).get("tensors");
     assertThat(tensors.size()).isGreaterThanOrEqualTo(3);
     for (JsonNode t : tensors) {
