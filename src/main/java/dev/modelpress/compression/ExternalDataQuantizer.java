@@ -177,8 +177,8 @@ public final class ExternalDataQuantizer {
         result.addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(WeightEncoder.MICROSOFT_DOMAIN).setVersion(1));
       }
       OnnxModels.write(result.build(), out);
-      return new StepReport(0, "quantize", WeightOnlyQuantization.summary(spec, reports) + "; streamed to external data",
-          reports);
+      String summary = WeightOnlyQuantization.summary(spec, reports) + "; streamed to external data";
+      return new StepReport(0, "quantize", summary, reports);
     }
   }
 }

@@ -99,7 +99,10 @@ final class StreamingWeightEncoder {
     return Math.max(PIECE_ELEMENTS, (Runtime.getRuntime().maxMemory() - (64L << 20)) / 4);
   }
 
-  /** Elements of a FLOAT or FLOAT16 tensor as little-endian bytes: the mapping, raw data, or a typed field decoded once. */
+  /**
+   * Elements of a FLOAT or FLOAT16 tensor as little-endian bytes: the mapping, raw data, or a typed
+   * field decoded once.
+   */
   record Source(MemorySegment bytes, boolean half, long elements) {
 
     static Source of(OnnxExternalData model, TensorProto t, long elements) {
@@ -191,7 +194,8 @@ final class StreamingWeightEncoder {
     QuantScheme scheme = WeightOnlyQuantization.scheme(spec);
     QuantLayout layout = layout(info, name, dims);
     WeightEncoder.Encoding encoding = encoding(name, layout, scheme, half);
-    boolean own = layout.mode() == QuantLayout.Mode.GROUP || layout.mode() == QuantLayout.Mode.CHANNEL && layout.outer() == 1;
+    boolean own = layout.mode() == QuantLayout.Mode.GROUP
+        || layout.mode() == QuantLayout.Mode.CHANNEL && layout.outer() == 1;
     Mode mode;
     if (own && !(layout.mode() == QuantLayout.Mode.GROUP && layout.outer() == 1 && layout.inner() == 1)) {
       mode = Mode.OWN;
@@ -257,9 +261,11 @@ final class StreamingWeightEncoder {
         codes = new byte[p.count() + extra];
         pScales = new float[params];
         pZeros = new int[params];
-        LinearQuantizer.quantize(MemorySegment.ofArray(buf), injected(p, layout), scheme, false, codes, pScales, pZeros);
+        LinearQuantizer.quantize(MemorySegment.ofArray(buf), injected(p, layout), scheme, false, codes, pScales,
+            pZeros);
         if (!Arrays.equals(pScales, scales) || !Arrays.equals(pZeros, zeroPoints)) {
-          throw new IllegalStateException("tensor '" + info.name() + "': a piece's parameters differ from the range pass");
+          throw new IllegalStateException("tensor '" + info.name()
+              + "': a piece's parameters differ from the range pass");
         }
         codes = Arrays.copyOf(codes, p.count());
         if (all != null) {
@@ -270,7 +276,8 @@ final class StreamingWeightEncoder {
         codes = new byte[p.count()];
         pScales = new float[p.paramCount()];
         pZeros = new int[p.paramCount()];
-        double c = LinearQuantizer.quantize(MemorySegment.ofArray(buf), p.layout(), scheme, mse, codes, pScales, pZeros);
+        double c = LinearQuantizer.quantize(MemorySegment.ofArray(buf), p.layout(), scheme, mse, codes, pScales,
+            pZeros);
         // LinearQuantizer averages the clip ratio over parameter sets; so does this, over pieces.
         clipSum += signLike && Double.isNaN(c) ? 0 : c * p.paramCount();
         System.arraycopy(pScales, 0, scales, p.paramStart(), p.paramCount());
@@ -317,7 +324,8 @@ final class StreamingWeightEncoder {
     }
     List<TensorProto> inits = externalize(e.initializers());
     long bytes = bytes(inits);
-    String range = scheme.kind() == QuantScheme.Kind.BINARY ? "closed-form" : spec.range().name().toLowerCase(Locale.ROOT);
+    String range = scheme.kind() == QuantScheme.Kind.BINARY ? "closed-form"
+        : spec.range().name().toLowerCase(Locale.ROOT);
     TensorReport report = new TensorReport(info.name(), info.shape(), n, (half ? 2L : 4L) * n, bytes,
         stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), spec.bits(),
         spec.granularity().name(), spec.granularity() == Granularity.GROUP ? spec.groupSize() : null, scheme.label(),
@@ -437,7 +445,8 @@ final class StreamingWeightEncoder {
     if (l.mode() == QuantLayout.Mode.TENSOR) {
       return QuantLayout.perTensor(p.count() + 2);
     }
-    return QuantLayout.perChannel(new long[] {p.count() / ((long) l.extent() * l.inner()) + 2, l.extent(), l.inner()}, 1);
+    long rows = p.count() / ((long) l.extent() * l.inner());
+    return QuantLayout.perChannel(new long[] {rows + 2, l.extent(), l.inner()}, 1);
   }
 
   /**
@@ -474,7 +483,8 @@ final class StreamingWeightEncoder {
     }
     float[] rows = new float[2 * rangeRow(l)];
     appendRange(rows, 0, l);
-    QuantLayout onlyRange = tensorWide ? QuantLayout.perTensor(2) : QuantLayout.perChannel(new long[] {2, extent, inner}, 1);
+    QuantLayout onlyRange = tensorWide ? QuantLayout.perTensor(2)
+        : QuantLayout.perChannel(new long[] {2, extent, inner}, 1);
     LinearQuantizer.quantize(MemorySegment.ofArray(rows), onlyRange, scheme, false, new byte[rows.length], scales,
         zeroPoints);
   }

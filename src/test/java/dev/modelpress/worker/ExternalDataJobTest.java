@@ -197,7 +197,8 @@ class ExternalDataJobTest {
     String dataset = uploadDataset(4);
     assertNotBuilt("""
         {"modelId":"%s","calibrationDatasetId":"%s","steps":[{"type":"quantize","weights":{"bits":8}}]}"""
-        .formatted(id, dataset), "a calibration dataset was given: calibrated steps over external data are not built yet");
+        .formatted(id, dataset),
+        "a calibration dataset was given: calibrated steps over external data are not built yet");
   }
 
   private void assertNotBuilt(String body, String detail) {
@@ -326,7 +327,10 @@ class ExternalDataJobTest {
     }
   }
 
-  /** Runs both on two rows; returns the max error over the original's largest |value|, asserted below {@code relative}. */
+  /**
+   * Runs both on two rows; returns the max error over the original's largest |value|, asserted
+   * below {@code relative}.
+   */
   private static double assertRunsClose(Path original, Path quantized, double relative) {
     float[] x = OnnxGraphBuilder.randomFloats(9, 2 * K, 1f);
     float[] expected;
