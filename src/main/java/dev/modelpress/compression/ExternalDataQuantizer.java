@@ -1,111 +1,117 @@
 package dev.modelpress.compression;
 
+import dev.modelpress.compression.quantize.WeightAxes;
+import dev.modelpress.compression.quantize.WeightEncoder;
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.TensorInfo;
 import dev.modelpress.format.onnx.ExternalDataWriter;
 import dev.modelpress.format.onnx.OnnxExternalData;
 import dev.modelpress.format.onnx.OnnxModels;
-import dev.modelpress.format.onnx.OnnxTensors;
-import dev.modelpress.model.onnx.proto.OnnxProto.AttributeProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.GraphProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.NodeProto;
+import dev.modelpress.model.onnx.proto.OnnxProto.OperatorSetIdProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.ValueInfoProto;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
- * int8 weight-only quantization of an ONNX model of any size, file to file, with bounded heap.
+ * Weight-only quantization (every scheme of the in-memory quantize step) of an ONNX model of any
+ * size, file to file, with bounded heap.
  *
- * <p>The input may keep its weights in external data files (models over 2 GiB must). Each selected
- * weight is read from its memory mapping in fixed-size chunks, twice: once for its per-channel (or
- * per-tensor) range, once to write int8 codes straight to the output's external data file. No
- * tensor is ever held whole on the heap, so memory does not grow with the model: the heap holds the
- * graph structure, one chunk, and one scale per channel. Unselected external tensors are copied to
- * the output data file unchanged; inline tensors stay inline.
+ * <p>The input may keep its weights in external data files (models over 2 GiB must). Selected
+ * weights are rewritten one at a time by {@link StreamingWeightEncoder}: read from their memory
+ * mapping in pieces, quantized by the in-memory path's {@code LinearQuantizer} and encoded by its
+ * {@link WeightEncoder}, with codes streamed into the output's external data file. The heap holds
+ * the graph structure, one piece, and one tensor's scales; MatMulNBits and packed-unpack encodings
+ * (and MSE/binary/ternary ranges over a whole tensor or over channels spanning it) also hold one
+ * byte per weight of the tensor at hand. Unselected external tensors are copied to the output data
+ * file unchanged; inline tensors stay inline.
  *
  * <p>The output is {@code out} (the graph, small) plus {@code out + ".data"} beside it, the layout
  * ONNX Runtime and {@code onnx.load} expect: external locations are resolved relative to the model
- * file's directory. The arithmetic (ranges, scales, zero points, rounding) is {@link
- * WeightQuantizer}'s, so the codes equal those of the in-memory pipeline bit for bit.
+ * file's directory. Its nodes and initializers (names, types, dims, bytes) are those the in-memory
+ * pipeline emits for the same model; only where the bytes live differs.
  */
 public final class ExternalDataQuantizer {
-
-  /** Floats per chunk: 4 MiB of fp32 input, 1 MiB of int8 output. */
-  static final int CHUNK = 1 << 20;
 
   private ExternalDataQuantizer() {}
 
   /**
    * Why these steps cannot run on a model with external data yet, or {@code null} when they can:
-   * one int8 signed weight-only quantize step, per channel or per tensor, min/max range, without
-   * datasets (the steps that stream so far).
+   * exactly one weight-only {@code quantize} step (any bits, grid, signedness, symmetry,
+   * granularity, range, fp16/bf16 cast or encoding) and no calibration dataset. An evaluation
+   * dataset is fine: ONNX Runtime loads both models from their directories into native memory.
    */
-  public static String unsupported(List<StepSpec> steps, boolean datasets) {
-    String prefix = "models with external data are compressed by the streaming quantizer, which runs one int8 "
-        + "weight-only quantize step (per channel or per tensor, min/max range, signed) so far; ";
-    if (steps.size() != 1 || !(steps.getFirst() instanceof QuantizeSpec q)) {
-      return prefix + (steps.size() != 1 ? steps.size() + " steps were given" : "a " + steps.getFirst().type()
-          + " step was given");
+  public static String unsupported(List<StepSpec> steps, boolean calibration) {
+    String prefix = "models with external data are compressed by the streaming quantizer, which runs exactly one "
+        + "weight-only quantize step (an evaluation dataset may be given); ";
+    if (steps.size() != 1) {
+      return prefix + steps.size() + " steps were given; chaining steps over external data is not built yet";
     }
-    List<String> not = new ArrayList<>();
-    if (!q.isInteger()) {
-      not.add("dtype " + q.dtype().name().toLowerCase(java.util.Locale.ROOT));
-    } else {
-      if (q.bits() != 8 || q.scheme() != QuantizeSpec.Scheme.INTEGER) {
-        not.add(q.scheme() == QuantizeSpec.Scheme.TERNARY ? "ternary" : "bits " + q.bits());
-      }
-      if (q.granularity() == QuantizeSpec.Granularity.GROUP) {
-        not.add("granularity group");
-      }
-      if (q.range() != QuantizeSpec.RangeMethod.MINMAX) {
-        not.add("range mse");
-      }
-      if (!q.signed()) {
-        not.add("signed false");
-      }
-      if (q.format() == QuantizeSpec.Format.MATMULNBITS) {
-        not.add("format matmulnbits");
-      }
+    String what = switch (steps.getFirst()) {
+      case QuantizeSpec q -> null;
+      case CalibratedQuantizeSpec c -> c.method() == CalibratedQuantizeSpec.Method.GPTQ ? "GPTQ quantization"
+          : c.activations() != null ? "static quantization (calibrated activations)"
+          : c.target() != null ? "mixed precision with a fidelity target" : "calibrated sensitivity analysis";
+      case PruneSpec p -> "pruning (" + p.method() + ")";
+      case ShareSpec s -> "weight sharing";
+      case TrainSpec t -> "training (" + t.kind().name().toLowerCase(Locale.ROOT).replace('_', ' ') + ")";
+    };
+    if (what != null) {
+      return prefix + "a " + steps.getFirst().type() + " step was given: " + what + " over external data is not built "
+          + "yet (it reads the whole model or runs it on calibration data)";
     }
-    if (datasets) {
-      not.add("calibration or evaluation datasets");
+    if (calibration) {
+      return prefix + "a calibration dataset was given: calibrated steps over external data are not built yet, and a "
+          + "weight-only step reads none";
     }
-    return not.isEmpty() ? null : prefix + "not built yet: " + String.join(", ", not);
+    return null;
   }
 
   /**
-   * Quantizes the weights {@code spec} selects (int8 only) from {@code in} into {@code out} and
+   * Quantizes (or casts) the weights {@code spec} selects from {@code in} into {@code out} and
    * {@code out.data}.
    *
    * @throws FormatException the input is malformed or an external reference is unsafe
-   * @throws CompressionException nothing selected, a selected tensor is not FLOAT or holds NaN or
-   *     infinity, or the model's opset cannot express the decoding
+   * @throws CompressionException nothing selected, a selected tensor is not FLOAT/FLOAT16, is not a
+   *     main-graph initializer, holds NaN or infinity, needs more heap than this JVM allows for its
+   *     encoding, or the model's opset cannot express the decoding
    */
   public static StepReport quantize(Path in, Path out, QuantizeSpec spec, Progress progress)
       throws FormatException, IOException {
-    if (spec.bits() != 8) {
-      throw new CompressionException("bits: only 8-bit quantization streams external data so far");
-    }
+    return quantize(in, out, spec, progress, StreamingWeightEncoder.defaultWholeLimit(),
+        StreamingWeightEncoder.PIECE_ELEMENTS);
+  }
+
+  /**
+   * As {@link #quantize(Path, Path, QuantizeSpec, Progress)} with an explicit whole-tensor heap limit
+   * (bytes) and piece size (elements).
+   */
+  static StepReport quantize(Path in, Path out, QuantizeSpec spec, Progress progress, long wholeLimit,
+      int pieceElements)
+      throws FormatException, IOException {
     Path dataFile = out.resolveSibling(out.getFileName() + ".data");
     try (OnnxExternalData source = OnnxExternalData.open(in);
         ExternalDataWriter data = ExternalDataWriter.create(dataFile)) {
       ModelProto model = source.model();
       GraphProto graph = model.getGraph();
-      List<TensorInfo> selected = TensorSelector.select(OnnxModels.summarize(model).tensors(), spec.include(), spec.exclude());
+      List<TensorInfo> selected = TensorSelector.select(TensorSelector.reachable(spec, OnnxModels.weights(model)),
+          spec.include(), spec.exclude());
       if (selected.isEmpty()) {
         throw new CompressionException("step 0 (quantize) selects no tensor");
       }
+      Map<String, TensorInfo> chosen = new LinkedHashMap<>();
       for (TensorInfo t : selected) {
         String why = TensorSelector.unsupportedType(spec, t);
         if (why != null) {
@@ -117,207 +123,62 @@ public final class ExternalDataQuantizer {
           throw new CompressionException("step 0: tensor '" + t.name() + "' (" + t.location() + ") is not a main-graph "
               + "initializer; streaming quantization of external-data models rewrites initializers only (exclude it)");
         }
+        chosen.put(t.name(), t);
       }
-      boolean perChannel = spec.granularity() == QuantizeSpec.Granularity.CHANNEL;
       long opset = OnnxModels.defaultOpset(model);
-      if (opset < (perChannel ? 13 : 10)) {
-        throw new CompressionException("opset " + opset + ": streaming int8 output uses DequantizeLinear"
-            + (perChannel ? " with an axis, which needs opset 13" : ", which needs opset 10"));
-      }
-      Map<String, Integer> axes = OnnxPipeline.channelAxes(graph);
-      Set<String> chosen = new HashSet<>();
-      selected.forEach(t -> chosen.add(t.name()));
-      Names names = new Names(graph);
+      // One encoder for the whole model, created before any weight is encoded, as the in-memory
+      // path does: fresh names then come out the same.
+      WeightEncoder encoder = new WeightEncoder(graph, opset);
+      StreamingWeightEncoder tensors = new StreamingWeightEncoder(spec, encoder, WeightAxes.of(graph), opset, data,
+          wholeLimit, pieceElements);
 
       GraphProto.Builder g = graph.toBuilder().clearInitializer().clearNode().clearInput();
       List<NodeProto> decoders = new ArrayList<>();
+      Map<String, UnaryOperator<NodeProto>> rewrites = new HashMap<>();
+      Set<String> replaced = new HashSet<>();
       List<TensorReport> reports = new ArrayList<>();
-      float[] floats = new float[CHUNK];
-      ByteBuffer codes = ByteBuffer.allocateDirect(CHUNK);
-      int done = 0;
       for (TensorProto t : graph.getInitializerList()) {
-        if (!chosen.contains(t.getName())) {
+        TensorInfo info = chosen.get(t.getName());
+        StreamingWeightEncoder.Done done = null;
+        if (info != null) {
+          progress.update(0, 1, "quantize", reports.size(), selected.size(), "quantizing " + t.getName());
+          done = tensors.encode(info, t, StreamingWeightEncoder.Source.of(source, t, info.elementCount()));
+          reports.add(done.report());
+        }
+        if (done == null || done.initializers() == null) {
           g.addInitializer(OnnxExternalData.isExternal(t) ? data.copy(t, source.data(t)) : t);
           continue;
         }
-        progress.update(0, 1, "quantize", done++, selected.size(), "quantizing " + t.getName());
-        long[] shape = t.getDimsList().stream().mapToLong(Long::longValue).toArray();
-        if (perChannel && shape.length == 0) {
-          throw new CompressionException("tensor '" + t.getName() + "' is a scalar; it has no channel axis");
+        g.addAllInitializer(done.initializers());
+        decoders.addAll(done.decoders());
+        replaced.add(t.getName());
+        if (done.matMulRewrite() != null) {
+          rewrites.put(t.getName(), done.matMulRewrite());
         }
-        int axis = perChannel ? axes.getOrDefault(t.getName(), 0) : -1;
-        MemorySegment w = floatSegment(source, t);
-        Layout layout = Layout.of(shape, axis);
-        Range range = range(t.getName(), w, layout, floats, spec.symmetric());
-        ErrorStats stats = new ErrorStats();
-        data.begin();
-        writeCodes(w, layout, range, floats, codes, data, stats);
-        String codesName = names.fresh(t.getName() + "_quantized");
-        String scaleName = names.fresh(t.getName() + "_scale");
-        String zeroName = names.fresh(t.getName() + "_zero_point");
-        g.addInitializer(data.end(TensorProto.newBuilder().setName(codesName)
-            .setDataType(TensorProto.DataType.INT8_VALUE).addAllDims(t.getDimsList()).build()));
-        long[] paramDims = perChannel ? new long[] {layout.channels} : new long[0];
-        g.addInitializer(OnnxTensors.floatTensor(scaleName, range.scales, paramDims));
-        g.addInitializer(OnnxTensors.int8Tensor(zeroName, range.zeroPoints, paramDims));
-        NodeProto.Builder dq = NodeProto.newBuilder()
-            .setName(names.fresh(t.getName() + "_DequantizeLinear"))
-            .setOpType("DequantizeLinear")
-            .addInput(codesName).addInput(scaleName).addInput(zeroName)
-            .addOutput(t.getName());
-        if (perChannel) {
-          dq.addAttribute(AttributeProto.newBuilder().setName("axis").setType(AttributeProto.AttributeType.INT).setI(axis));
-        }
-        decoders.add(dq.build());
-        long n = layout.elements;
-        reports.add(new TensorReport(t.getName(), t.getDimsList(), n, 4 * n, n + 5L * layout.channels,
-            stats.sparsityBefore(), stats.sparsityAfter(), stats.mse(), stats.sqnrDb(), 8, spec.granularity().name()));
       }
       progress.update(0, 1, "quantize", selected.size(), selected.size(), "quantized " + selected.size() + " tensors");
       // Decoders read only initializers, so putting them first keeps any node order valid.
-      g.addAllNode(decoders).addAllNode(graph.getNodeList());
+      g.addAllNode(decoders);
+      for (NodeProto node : graph.getNodeList()) {
+        UnaryOperator<NodeProto> rewrite = node.getOpType().equals("MatMul") && node.getDomain().isEmpty()
+            && node.getInputCount() == 2 ? rewrites.get(node.getInput(1)) : null;
+        g.addNode(rewrite == null ? node : rewrite.apply(node));
+      }
       for (ValueInfoProto v : graph.getInputList()) {
-        if (!chosen.contains(v.getName())) {
+        // Before IR 4 initializers were also graph inputs; a decoded weight must not be one.
+        if (!replaced.contains(v.getName())) {
           g.addInput(v);
         }
       }
-      OnnxModels.write(model.toBuilder().setGraph(g).build(), out);
-      long before = 0;
-      long after = 0;
-      for (TensorReport r : reports) {
-        before += r.bytesBefore();
-        after += r.bytesAfter();
+      ModelProto.Builder result = model.toBuilder().setGraph(g);
+      boolean importsMicrosoft = model.getOpsetImportList().stream()
+          .anyMatch(o -> o.getDomain().equals(WeightEncoder.MICROSOFT_DOMAIN));
+      if (!rewrites.isEmpty() && !importsMicrosoft) {
+        result.addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(WeightEncoder.MICROSOFT_DOMAIN).setVersion(1));
       }
-      String summary = String.format(java.util.Locale.ROOT,
-          "int8 weight quantization (%s, per %s, streamed to external data) of %d tensors: %d -> %d bytes (%.1f%%)",
-          spec.symmetric() ? "symmetric" : "asymmetric", spec.granularity().name().toLowerCase(java.util.Locale.ROOT),
-          reports.size(), before, after, before == 0 ? 0 : 100.0 * after / before);
+      OnnxModels.write(result.build(), out);
+      String summary = WeightOnlyQuantization.summary(spec, reports) + "; streamed to external data";
       return new StepReport(0, "quantize", summary, reports);
-    }
-  }
-
-  private static MemorySegment floatSegment(OnnxExternalData source, TensorProto t) {
-    if (OnnxExternalData.isExternal(t) || t.hasRawData()) {
-      return source.data(t);
-    }
-    // A small inline tensor in float_data: copy it once into little-endian bytes.
-    ByteBuffer b = ByteBuffer.allocate(4 * t.getFloatDataCount()).order(ByteOrder.LITTLE_ENDIAN);
-    t.getFloatDataList().forEach(b::putFloat);
-    return MemorySegment.ofArray(b.array());
-  }
-
-  private static final ValueLayout.OfFloat LE_FLOAT =
-      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
-  /** Elements visited in storage order fall in channel {@code (i / inner) % channels}. */
-  private record Layout(long elements, int channels, long inner) {
-    static Layout of(long[] shape, int axis) {
-      long n = 1;
-      for (long d : shape) {
-        n *= d;
-      }
-      if (axis < 0) {
-        return new Layout(n, 1, Math.max(1, n));
-      }
-      long inner = 1;
-      for (int d = axis + 1; d < shape.length; d++) {
-        inner *= shape[d];
-      }
-      return new Layout(n, Math.toIntExact(shape[axis]), Math.max(1, inner));
-    }
-  }
-
-  private record Range(float[] scales, byte[] zeroPoints, boolean symmetric) {}
-
-  /** Pass 1: per-channel [min(w, 0), max(w, 0)], then scales and zero points as WeightQuantizer sets them. */
-  private static Range range(String name, MemorySegment w, Layout layout, float[] buf, boolean symmetric) {
-    float[] lo = new float[layout.channels];
-    float[] hi = new float[layout.channels];
-    long bad = 0;
-    int c = 0;
-    long j = 0;
-    for (long at = 0; at < layout.elements; at += buf.length) {
-      int n = (int) Math.min(buf.length, layout.elements - at);
-      MemorySegment.copy(w, LE_FLOAT, at * 4, buf, 0, n);
-      for (int k = 0; k < n; k++) {
-        float v = buf[k];
-        bad += (Float.floatToRawIntBits(v) & 0x7f800000) == 0x7f800000 ? 1 : 0;
-        lo[c] = Math.min(lo[c], v);
-        hi[c] = Math.max(hi[c], v);
-        if (++j == layout.inner) {
-          j = 0;
-          c = c + 1 == layout.channels ? 0 : c + 1;
-        }
-      }
-    }
-    if (bad > 0) {
-      throw new CompressionException("tensor '" + name + "' contains " + bad + " NaN or infinite value"
-          + (bad == 1 ? "" : "s") + "; it cannot be compressed");
-    }
-    float[] scales = new float[layout.channels];
-    byte[] zeroPoints = new byte[layout.channels];
-    for (int k = 0; k < layout.channels; k++) {
-      double r = symmetric ? Math.max(-(double) lo[k], hi[k]) / 127.0 : ((double) hi[k] - lo[k]) / 255.0;
-      float scale = (float) r;
-      if (!(scale > 0) || Float.isInfinite(scale)) {
-        scales[k] = 1f;
-        continue;
-      }
-      scales[k] = scale;
-      zeroPoints[k] = symmetric ? 0 : (byte) Math.max(-128, Math.min(127, Math.rint(-128.0 - lo[k] / (double) scale)));
-    }
-    return new Range(scales, zeroPoints, symmetric);
-  }
-
-  /** Pass 2: codes round(w / scale) + zp, clamped, written chunk by chunk. */
-  private static void writeCodes(MemorySegment w, Layout layout, Range range, float[] buf, ByteBuffer out,
-      ExternalDataWriter data, ErrorStats stats) throws IOException {
-    // Symmetric codes stay in [-127, 127] so negation is exact, as in WeightQuantizer.
-    int qmin = range.symmetric ? -127 : -128;
-    int c = 0;
-    long j = 0;
-    for (long at = 0; at < layout.elements; at += buf.length) {
-      int n = (int) Math.min(buf.length, layout.elements - at);
-      MemorySegment.copy(w, LE_FLOAT, at * 4, buf, 0, n);
-      out.clear();
-      for (int k = 0; k < n; k++) {
-        float scale = range.scales[c];
-        int zp = range.zeroPoints[c];
-        int q = (int) Math.max(qmin, Math.min(127, Math.rint(buf[k] / scale) + zp));
-        out.put((byte) q);
-        stats.add(buf[k], (q - zp) * scale);
-        if (++j == layout.inner) {
-          j = 0;
-          c = c + 1 == layout.channels ? 0 : c + 1;
-        }
-      }
-      out.flip();
-      data.write(out);
-    }
-  }
-
-  /** Fresh node and tensor names that do not collide with any name in the graph. */
-  private static final class Names {
-    private final Set<String> used = new HashSet<>();
-
-    Names(GraphProto g) {
-      g.getInitializerList().forEach(t -> used.add(t.getName()));
-      g.getInputList().forEach(v -> used.add(v.getName()));
-      g.getOutputList().forEach(v -> used.add(v.getName()));
-      for (NodeProto n : g.getNodeList()) {
-        used.addAll(n.getInputList());
-        used.addAll(n.getOutputList());
-        used.add(n.getName());
-      }
-    }
-
-    String fresh(String base) {
-      String name = base;
-      for (int i = 1; used.contains(name); i++) {
-        name = base + "_" + i;
-      }
-      used.add(name);
-      return name;
     }
   }
 }

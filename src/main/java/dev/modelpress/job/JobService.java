@@ -89,7 +89,7 @@ public class JobService {
       boolean search = steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType());
       String why = search ? "a search over a model with external data is not built yet"
           : dev.modelpress.compression.ExternalDataQuantizer.unsupported(specs,
-              request.getCalibrationDatasetId() != null || request.getEvaluationDatasetId() != null);
+              request.getCalibrationDatasetId() != null);
       if (why != null) {
         throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED, why);
       }

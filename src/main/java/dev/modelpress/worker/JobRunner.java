@@ -178,7 +178,7 @@ class JobRunner {
 
     // ---- w4-qgraph: external-data models (begin) ----
     if (ModelService.isArchive(model)) {
-      return executeExternal(job, exec, work, storedKeys, spec, steps, model, started);
+      return executeExternal(job, exec, work, storedKeys, spec, steps, model, evaluation, started);
     }
     // ---- w4-qgraph (end) ----
     Path originalFile = models.localCopy(model, work);
@@ -370,14 +370,15 @@ class JobRunner {
   // ---- w4-qgraph: external-data models (begin) ----
   /**
    * A model uploaded as an archive with external data: unpack it under the upload limits, run the
-   * streaming int8 quantizer (bounded heap, one chunk at a time) from the unpacked {@code .onnx} to
-   * {@code model.onnx} + {@code model.onnx.data}, and store both as artifacts beside the report.
+   * streaming weight-only quantizer (bounded heap, one tensor and one piece at a time) from the
+   * unpacked {@code .onnx} to {@code model.onnx} + {@code model.onnx.data}, evaluate both in ONNX
+   * Runtime when the job has an evaluation dataset, and store the pair as artifacts beside the report.
    * Submit has already refused (501) every step this path cannot run.
    */
   private Outcome executeExternal(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,
-      JobService.StoredSpec spec, List<StepSpec> steps, ModelEntity model, Instant started)
-      throws IOException, FormatException {
-    String unsupported = ExternalDataQuantizer.unsupported(steps, false);
+      JobService.StoredSpec spec, List<StepSpec> steps, ModelEntity model, DatasetEntity evaluation, Instant started)
+      throws IOException, FormatException, EvaluationException {
+    String unsupported = ExternalDataQuantizer.unsupported(steps, job.getCalibrationDatasetId() != null);
     if (unsupported != null) {
       throw new CompressionException(unsupported);
     }
@@ -387,13 +388,30 @@ class JobRunner {
     exec.checkpoint();
     Path output = Files.createDirectories(work.resolve("output"));
     Path outFile = output.resolve("model.onnx");
+    int phases = evaluation == null ? 1 : 2;
     StepReport step = ExternalDataQuantizer.quantize(modelFile, outFile, (QuantizeSpec) steps.getFirst(),
         (index, total, type, item, items, message) -> {
           exec.step(index, type);
-          exec.progress(progress(index + 1, 1, type, item, items, message));
+          exec.progress(progress(index + 1, phases, type, item, items, message));
           exec.checkpoint();
         });
     exec.endStep();
+    Instant compressed = clock.instant();
+    // ONNX Runtime loads both models from their directories (external data beside them) into
+    // native memory; the JVM heap holds only the dataset and the outputs of one batch.
+    FidelityReport fidelity = null;
+    if (evaluation != null) {
+      exec.step(1, "evaluate");
+      exec.progress(progress(2, 2, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
+      exec.checkpoint();
+      List<NdArray> data = datasets.load(evaluation, work);
+      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
+        fidelity = evaluator.compare(modelFile, outFile, data,
+            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
+      }
+      exec.endStep();
+      exec.checkpoint();
+    }
     Path dataFile = output.resolve("model.onnx.data");
     long bytesBefore;
     try (Stream<Path> files = Files.walk(input)) {
@@ -401,7 +419,7 @@ class JobRunner {
     }
     long bytesAfter = Files.size(outFile) + Files.size(dataFile);
     PipelineResult result = new PipelineResult(null, List.of(step));
-    ReportSummary summary = summarize(result, null, bytesBefore, bytesAfter, model.getParameterCount());
+    ReportSummary summary = summarize(result, fidelity, bytesBefore, bytesAfter, model.getParameterCount());
     Map<String, Object> report = new LinkedHashMap<>();
     report.put("job", job.getId());
     report.put("attempt", exec.claim.attempt());
@@ -413,7 +431,11 @@ class JobRunner {
     report.put("stepReports", result.steps());
     report.put("output", ReportSections.ordered("layout", "model.onnx + model.onnx.data (external data; download both "
         + "into one directory)", "modelBytes", Files.size(outFile), "dataBytes", Files.size(dataFile)));
-    report.put("timings", Map.of("compressSeconds", Duration.between(started, clock.instant()).toMillis() / 1000.0));
+    if (fidelity != null) {
+      report.put("fidelity", fidelity);
+    }
+    report.put("timings", Map.of("compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
+        "evaluateSeconds", Duration.between(compressed, clock.instant()).toMillis() / 1000.0));
     Path reportFile = work.resolve("report.json");
     json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
     String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
@@ -422,7 +444,7 @@ class JobRunner {
     artifacts.add(put(prefix + "model.onnx.data", dataFile, "model.onnx.data", "application/octet-stream",
         storedKeys));
     artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
-    return new Outcome(summary, progress(1, 1, "done", 1, 1, "finished"), artifacts);
+    return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
   // ---- w4-qgraph (end) ----
 

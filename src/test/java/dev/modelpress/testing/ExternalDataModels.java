@@ -44,7 +44,12 @@ public final class ExternalDataModels {
    * weights uniform in ±sqrt(3/k) so activations keep unit variance through the chain.
    */
   public static Path matMulChain(Path dir, int layers, int k, long seed) throws IOException {
-    OnnxGraphBuilder b = OnnxGraphBuilder.opset(17).input("x", 1, k).output("y");
+    return matMulChain(dir, layers, k, seed, 17);
+  }
+
+  /** As {@link #matMulChain(Path, int, int, long)} with the model importing ai.onnx {@code opset}. */
+  public static Path matMulChain(Path dir, int layers, int k, long seed, long opset) throws IOException {
+    OnnxGraphBuilder b = OnnxGraphBuilder.opset(opset).input("x", 1, k).output("y");
     float a = (float) Math.sqrt(3.0 / k);
     ByteBuffer chunk = ByteBuffer.allocateDirect(1 << 22).order(ByteOrder.LITTLE_ENDIAN);
     GraphProto.Builder weights = GraphProto.newBuilder();

@@ -2,6 +2,9 @@ package dev.modelpress.worker;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.modelpress.format.npy.DType;
+import dev.modelpress.format.npy.NdArray;
+import dev.modelpress.format.npy.NpzWriter;
 import dev.modelpress.format.onnx.OnnxExternalData;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.model.onnx.proto.OnnxProto.TensorProto;
@@ -12,11 +15,14 @@ import dev.modelpress.testing.OnnxGraphBuilder;
 import dev.modelpress.testing.OrtRunner;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import java.util.zip.ZipEntry;
@@ -60,10 +66,14 @@ class ExternalDataJobTest {
     api = new Api(port);
   }
 
-  /** x[2, K] · W0[K, H] -> Relu -> · W1[H, N] = y, both weights in model.onnx.data. */
   Path externalModel(Path dir) throws IOException {
+    return externalModel(dir, 13);
+  }
+
+  /** x[batch, K] · W0[K, H] -> Relu -> · W1[H, N] = y, both weights in model.onnx.data. */
+  Path externalModel(Path dir, long opset) throws IOException {
     Files.createDirectories(dir);
-    ModelProto m = OnnxGraphBuilder.opset(13).input("x", 2, K)
+    ModelProto m = OnnxGraphBuilder.opset(opset).inputSymbolic("x", TensorProto.DataType.FLOAT, "batch", K)
         .initializer("W0", OnnxGraphBuilder.randomFloats(1, K * H, 0.2f), K, H)
         .initializer("W1", OnnxGraphBuilder.randomFloats(2, H * N, 0.2f), H, N)
         .matMul("x", "W0", "h").relu("h", "r").matMul("r", "W1", "y").output("y").build();
@@ -112,23 +122,110 @@ class ExternalDataJobTest {
   }
 
   @Test
-  void stepsThatCannotStreamAnswer501AtSubmit() throws Exception {
+  void int4Group32JobStreamsPackedCodesAndReportsFidelityOnTheEvaluationDataset() throws Exception {
+    Path model = externalModel(tmp.resolve("in"), 21);
+    String id = uploadZip(model);
+    String dataset = uploadDataset(16);
+
+    Api.Response submitted = api.postJson("/v1/jobs", """
+        {"modelId":"%s","evaluationDatasetId":"%s","steps":[{"type":"quantize",
+         "weights":{"bits":4,"granularity":"group","groupSize":32}}]}""".formatted(id, dataset));
+    assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
+    Path out = awaitAndDownload(submitted.json().get("id").asString());
+
+    try (OnnxExternalData m = OnnxExternalData.open(out.resolve("model.onnx"))) {
+      // Blocked DequantizeLinear (opset 21): INT4 codes, two per byte, in the data file.
+      for (String w : new String[] {"W0", "W1"}) {
+        TensorProto codes = m.model().getGraph().getInitializerList().stream()
+            .filter(t -> t.getName().equals(w + "_quantized")).findFirst().orElseThrow();
+        assertThat(codes.getDataType()).isEqualTo(TensorProto.DataType.INT4_VALUE);
+        assertThat(OnnxExternalData.ref(codes).location()).isEqualTo("model.onnx.data");
+        assertThat(OnnxExternalData.ref(codes).length()).isEqualTo(w.equals("W0") ? K * H / 2 : H * N / 2);
+      }
+    }
+    double error = assertRunsClose(model, out.resolve("model.onnx"), 0.10);
+    JsonNode report = lastReport;
+    assertThat(report.at("/stepReports/0/tensors/0/encoding").asString()).isEqualTo("DequantizeLinear");
+    assertThat(report.at("/stepReports/0/tensors/0/scheme").asString()).isEqualTo("int4");
+    assertThat(report.at("/stepReports/0/summary").asString()).startsWith("int4 weight quantization (symmetric, per "
+        + "group of 32) of 2 tensors: 36864 -> ").endsWith("; streamed to external data");
+    // The fidelity section: ONNX Runtime ran both models (external data beside each) on 16 samples.
+    JsonNode fidelity = report.get("fidelity");
+    assertThat(fidelity.get("samples").asInt()).isEqualTo(16);
+    JsonNode y = fidelity.get("outputs").get(0);
+    assertThat(y.get("name").asString()).isEqualTo("y");
+    assertThat(y.get("meanCosine").asDouble()).isGreaterThan(0.99).isLessThan(1.0);
+    assertThat(y.get("maxAbsError").asDouble()).isGreaterThan(0);
+    System.out.printf("external int4 g32 job: max relative error %.4f, mean cosine %.5f, data %d bytes%n", error,
+        y.get("meanCosine").asDouble(), Files.size(out.resolve("model.onnx.data")));
+  }
+
+  @Test
+  void fp16JobOnAnExternalDataArchiveStoresHalfTheBytesAndRunsCloseToTheOriginal() throws Exception {
     Path model = externalModel(tmp.resolve("in"));
+    String id = uploadZip(model);
+    Api.Response submitted = api.postJson("/v1/jobs", """
+        {"modelId":"%s","steps":[{"type":"quantize","weights":{"dtype":"fp16"}}]}""".formatted(id));
+    assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
+    Path out = awaitAndDownload(submitted.json().get("id").asString());
+    try (OnnxExternalData m = OnnxExternalData.open(out.resolve("model.onnx"))) {
+      List<TensorProto> half = m.model().getGraph().getInitializerList().stream()
+          .filter(t -> t.getDataType() == TensorProto.DataType.FLOAT16_VALUE).toList();
+      assertThat(half).extracting(TensorProto::getName).containsExactly("W0_fp16", "W1_fp16");
+      assertThat(half).allMatch(OnnxExternalData::isExternal);
+      assertThat(OnnxExternalData.ref(half.get(0)).length()).isEqualTo(2L * K * H);
+    }
+    // fp16 keeps 11 significant bits: the output moves by well under 0.1% of its range.
+    double error = assertRunsClose(model, out.resolve("model.onnx"), 1e-3);
+    assertThat(lastReport.at("/stepReports/0/tensors/0/encoding").asString()).isEqualTo("Cast");
+    System.out.printf("external fp16 job: max relative error %.6f%n", error);
+  }
+
+  @Test
+  void stepsThatCannotStreamAnswer501AtSubmitNamingWhatIsNotBuilt() throws Exception {
+    String id = uploadZip(externalModel(tmp.resolve("in")));
+
+    assertNotBuilt("""
+        {"modelId":"%s","steps":[{"type":"prune","sparsity":0.5}]}""".formatted(id),
+        "a prune step was given: pruning (magnitude) over external data is not built yet");
+    assertNotBuilt("""
+        {"modelId":"%s","steps":[{"type":"quantize","activations":{"calibrator":"minmax"}}]}""".formatted(id),
+        "a quantize step was given: static quantization (calibrated activations) over external data is not built yet");
+    assertNotBuilt("""
+        {"modelId":"%s","steps":[{"type":"quantize","weights":{"bits":8}},{"type":"quantize","weights":{"bits":4}}]}"""
+        .formatted(id), "2 steps were given; chaining steps over external data is not built yet");
+    String dataset = uploadDataset(4);
+    assertNotBuilt("""
+        {"modelId":"%s","calibrationDatasetId":"%s","steps":[{"type":"quantize","weights":{"bits":8}}]}"""
+        .formatted(id, dataset),
+        "a calibration dataset was given: calibrated steps over external data are not built yet");
+  }
+
+  private void assertNotBuilt(String body, String detail) {
+    Api.Response r = api.postJson("/v1/jobs", body);
+    assertThat(r.status()).as(r.body()).isEqualTo(501);
+    assertThat(r.problemType()).isEqualTo(PROBLEMS + "not-implemented");
+    assertThat(r.json().get("detail").asString()).contains(detail);
+  }
+
+  private String uploadZip(Path model) throws IOException {
     byte[] zip = zip(Map.of("model.onnx", Files.readAllBytes(model),
-        "model.onnx.data", Files.readAllBytes(tmp.resolve("in/model.onnx.data"))));
-    String id = api.postBytes("/v1/models", zip, "application/zip").json().get("id").asString();
+        "model.onnx.data", Files.readAllBytes(model.resolveSibling("model.onnx.data"))));
+    Api.Response up = api.postBytes("/v1/models", zip, "application/zip");
+    assertThat(up.status()).as(up.body()).isEqualTo(201);
+    return up.json().get("id").asString();
+  }
 
-    Api.Response prune = api.postJson("/v1/jobs", """
-        {"modelId":"%s","steps":[{"type":"prune","sparsity":0.5}]}""".formatted(id));
-    assertThat(prune.status()).isEqualTo(501);
-    assertThat(prune.problemType()).isEqualTo(PROBLEMS + "not-implemented");
-    assertThat(prune.json().get("detail").asString()).contains("a prune step was given");
-
-    Api.Response int4 = api.postJson("/v1/jobs", """
-        {"modelId":"%s","steps":[{"type":"quantize","weights":{"bits":4,"granularity":"group","groupSize":32}}]}"""
-        .formatted(id));
-    assertThat(int4.status()).isEqualTo(501);
-    assertThat(int4.json().get("detail").asString()).contains("not built yet: bits 4, granularity group");
+  /** {@code samples} rows of x[samples, K], values uniform in ±1. */
+  private String uploadDataset(int samples) throws IOException {
+    Path npz = tmp.resolve("eval-" + samples + ".npz");
+    float[] x = OnnxGraphBuilder.randomFloats(11, samples * K, 1f);
+    ByteBuffer b = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.asFloatBuffer().put(x);
+    NpzWriter.write(npz, List.of(new NdArray("x", DType.FLOAT32, new long[] {samples, K}, b)), false);
+    Api.Response r = api.postFile("/v1/datasets", npz);
+    assertThat(r.status()).as(r.body()).isEqualTo(201);
+    return r.json().get("id").asString();
   }
 
   // ---- hostile archives --------------------------------------------------------------------
@@ -197,7 +294,13 @@ class ExternalDataJobTest {
     Api.Response submitted = api.postJson("/v1/jobs", """
         {"modelId":"%s","steps":[{"type":"quantize","weights":%s}]}""".formatted(modelId, weights));
     assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
-    String jobId = submitted.json().get("id").asString();
+    return awaitAndDownload(submitted.json().get("id").asString());
+  }
+
+  /** The report.json of the last job {@link #awaitAndDownload} fetched. */
+  private JsonNode lastReport;
+
+  private Path awaitAndDownload(String jobId) throws IOException {
     JsonNode job = api.awaitJob(jobId, TIMEOUT);
     assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
     Path out = Files.createDirectories(tmp.resolve("out-" + jobId));
@@ -207,6 +310,7 @@ class ExternalDataJobTest {
     }
     JsonNode report = api.get("/v1/jobs/" + jobId + "/artifacts/report.json").json();
     assertThat(report.get("stepReports").get(0).get("tensors").size()).isEqualTo(2);
+    lastReport = report;
     return out;
   }
 
@@ -223,7 +327,11 @@ class ExternalDataJobTest {
     }
   }
 
-  private static void assertRunsClose(Path original, Path quantized, double relative) {
+  /**
+   * Runs both on two rows; returns the max error over the original's largest |value|, asserted
+   * below {@code relative}.
+   */
+  private static double assertRunsClose(Path original, Path quantized, double relative) {
     float[] x = OnnxGraphBuilder.randomFloats(9, 2 * K, 1f);
     float[] expected;
     float[] actual;
@@ -239,6 +347,7 @@ class ExternalDataJobTest {
     }
     assertThat(maxAbs).isGreaterThan(0.1);
     assertThat(maxErr).isGreaterThan(0).isLessThan(relative * maxAbs);
+    return maxErr / maxAbs;
   }
 
   private void assertRefused(byte[] body, String contentType, int status, String type, String detail)
