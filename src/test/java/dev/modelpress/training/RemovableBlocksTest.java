@@ -114,6 +114,26 @@ class RemovableBlocksTest {
   }
 
   @Test
+  void depthThenWidthAsADistillStepDerivesItGivesAStudentThatStillRuns() throws Exception {
+    ModelProto fewer = RemovableBlocks.keep(miniLm, miniLmBlocks, List.of(0, 2, 4));
+    var prune = new dev.modelpress.compression.PruneSpec(dev.modelpress.compression.PruneSpec.STRUCTURED, 0.5, null,
+        dev.modelpress.compression.PruneSpec.Scope.LAYER, List.of(), List.of(), null, null,
+        dev.modelpress.compression.PruneSpec.Criterion.L1, dev.modelpress.compression.PruneSpec.Target.CHANNELS);
+    ModelProto narrower = dev.modelpress.compression.OnnxPipeline.run(fewer, List.of(prune),
+        dev.modelpress.compression.Progress.NONE).model();
+
+    long fewerParameters = initializerElements(fewer);
+    long narrowerParameters = initializerElements(narrower);
+    var inputs = MiniLm.encode(MiniLm.sentences().subList(0, 8), 32);
+    float[][] embeddings = MiniLm.sentenceEmbeddings(OnnxGraphBuilder.write(narrower, dir), inputs);
+    System.out.printf("3 layers, then half the channels: %d -> %d initializer elements%n", fewerParameters,
+        narrowerParameters);
+    assertThat(narrowerParameters).isLessThan(fewerParameters);
+    assertThat(embeddings).hasNumberOfRows(8);
+    assertThat(embeddings[0]).hasSize(MiniLm.HIDDEN);
+  }
+
+  @Test
   void keepingEveryLayerGivesTheTeachersEmbeddingsExactly() throws Exception {
     ModelProto same = RemovableBlocks.keep(miniLm, miniLmBlocks, List.of(0, 1, 2, 3, 4, 5));
     var inputs = MiniLm.encode(MiniLm.sentences().subList(0, 8), 32);
