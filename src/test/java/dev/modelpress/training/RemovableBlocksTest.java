@@ -114,7 +114,7 @@ class RemovableBlocksTest {
   }
 
   @Test
-  void depthThenWidthAsADistillStepDerivesItGivesAStudentThatStillRuns() throws Exception {
+  void removingLayersThenChannelsGivesAStudentThatStillRuns() throws Exception {
     ModelProto fewer = RemovableBlocks.keep(miniLm, miniLmBlocks, List.of(0, 2, 4));
     var prune = new dev.modelpress.compression.PruneSpec(dev.modelpress.compression.PruneSpec.STRUCTURED, 0.5, null,
         dev.modelpress.compression.PruneSpec.Scope.LAYER, List.of(), List.of(), null, null,
