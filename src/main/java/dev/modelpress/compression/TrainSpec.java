@@ -15,7 +15,9 @@ import java.util.UUID;
  * @param studentModelId {@link Kind#DISTILL}: an uploaded student; {@code null} derives one from
  *     the teacher by {@code width}
  * @param width {@link Kind#DISTILL} without a student model: fraction of each layer's output
- *     channels the derived student keeps, in (0, 1)
+ *     channels the derived student keeps, in (0, 1); {@code null} keeps every channel
+ * @param keepLayers {@link Kind#DISTILL} without a student model: indices of the teacher's
+ *     removable blocks (repeated layers) the derived student keeps; {@code null} keeps every layer
  * @param sparsity {@link Kind#L1_PRUNE}: fraction of the selected weights zeroed after training,
  *     or {@code null} when {@code threshold} is given
  * @param threshold {@link Kind#L1_PRUNE}: zero every trained |w| at or below it
@@ -30,6 +32,7 @@ public record TrainSpec(
     UUID teacherModelId,
     UUID studentModelId,
     Double width,
+    List<Integer> keepLayers,
     Double sparsity,
     Double threshold,
     QuantizeSpec quantize,
@@ -40,6 +43,13 @@ public record TrainSpec(
   public TrainSpec {
     include = include == null ? List.of() : List.copyOf(include);
     exclude = exclude == null ? List.of() : List.copyOf(exclude);
+    keepLayers = keepLayers == null ? null : List.copyOf(keepLayers);
+  }
+
+  /** A spec without a depth derivation ({@code keepLayers} absent). */
+  public TrainSpec(Kind kind, Options options, UUID teacherModelId, UUID studentModelId, Double width,
+      Double sparsity, Double threshold, QuantizeSpec quantize, List<String> include, List<String> exclude) {
+    this(kind, options, teacherModelId, studentModelId, width, null, sparsity, threshold, quantize, include, exclude);
   }
 
   /** The four training steps. */

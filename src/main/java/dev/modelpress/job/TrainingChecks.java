@@ -17,6 +17,8 @@ import dev.modelpress.system.ApiProblem;
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.training.OnnxTranslator;
+import dev.modelpress.training.RemovableBlocks;
+import dev.modelpress.compression.CompressionException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,6 +79,15 @@ final class TrainingChecks {
             agree(summary, teacher, at + ".teacherModelId", "the job's model", "the teacher", errors);
           }
         }
+        if (t.keepLayers() != null && !t.keepLayers().isEmpty()
+            && errors.stream().noneMatch(e -> e.field().startsWith(at + ".student"))) {
+          ModelEntity teacherEntity = t.teacherModelId() == null ? model
+              : find(() -> models.get(t.teacherModelId()), at + ".teacherModelId", "model", t.teacherModelId(),
+                  new java.util.ArrayList<>());
+          if (teacherEntity != null && teacher != null) {
+            layers(teacherEntity, t.keepLayers(), at + ".student.keepLayers", errors);
+          }
+        }
         if (t.studentModelId() != null) {
           ModelEntity m = find(() -> models.get(t.studentModelId()), at + ".student.modelId", "model",
               t.studentModelId(), errors);
@@ -111,6 +122,34 @@ final class TrainingChecks {
         } catch (IOException ignored) {
           // a temp directory left behind is harmless
         }
+      }
+    }
+  }
+
+  /** A depth derivation needs removable blocks in the teacher and indices among them. */
+  private void layers(ModelEntity teacher, List<Integer> keep, String field, List<ApiProblem.FieldError> errors) {
+    Path dir = null;
+    try {
+      dir = Files.createTempDirectory("training-check-");
+      RemovableBlocks.Analysis blocks = RemovableBlocks.find(OnnxModels.read(models.localCopy(teacher, dir)));
+      String problem = RemovableBlocks.checkKeep(blocks, keep);
+      if (problem != null) {
+        errors.add(new ApiProblem.FieldError(field, problem));
+      }
+    } catch (IOException | FormatException | CompressionException e) {
+      errors.add(new ApiProblem.FieldError(field, "the layers of model " + teacher.getId() + " cannot be analysed: "
+          + e.getMessage()));
+    } finally {
+      deleteQuietly(dir);
+    }
+  }
+
+  private static void deleteQuietly(Path dir) {
+    if (dir != null) {
+      try (var files = Files.walk(dir)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      } catch (IOException ignored) {
+        // a temp directory left behind is harmless
       }
     }
   }

@@ -52,8 +52,9 @@ final class TrainingSteps {
     Student st = from.getStudent();
     if (DISTILL.equals(to.getType())) {
       st = st == null ? new Student() : st;
-      to.setStudent(new Student().modelId(st.getModelId())
-          .width(st.getModelId() == null && st.getWidth() == null ? Double.valueOf(DEFAULT_WIDTH) : st.getWidth()));
+      boolean derivesNothing = st.getModelId() == null && st.getWidth() == null && st.getKeepLayers() == null;
+      to.setStudent(new Student().modelId(st.getModelId()).keepLayers(st.getKeepLayers())
+          .width(derivesNothing ? Double.valueOf(DEFAULT_WIDTH) : st.getWidth()));
     } else {
       to.setStudent(st);
     }
@@ -177,16 +178,34 @@ final class TrainingSteps {
       forbidOption(errors, f + "l1", t.getL1(), "prune with method l1");
     }
     Double width = null;
+    List<Integer> keepLayers = null;
     java.util.UUID studentModel = null;
     if (kind == TrainSpec.Kind.DISTILL) {
       Student st = s.getStudent() == null ? new Student().width(DEFAULT_WIDTH) : s.getStudent();
       studentModel = st.getModelId();
       width = st.getWidth();
-      if ((studentModel == null) == (width == null)) {
-        errors.add(new ApiProblem.FieldError(at + ".student", "give either modelId or width"));
+      keepLayers = st.getKeepLayers();
+      if ((studentModel == null) == (width == null && keepLayers == null)) {
+        errors.add(new ApiProblem.FieldError(at + ".student", "give either modelId or a derivation (width, keepLayers "
+            + "or both)"));
       }
       if (width != null && !(width > 0 && width < 1)) {
         errors.add(new ApiProblem.FieldError(at + ".student.width", "must be in (0, 1) (got " + width + ")"));
+      }
+      // The model-dependent checks of keepLayers (the teacher's blocks, index range) are TrainingChecks'.
+      if (keepLayers != null && keepLayers.isEmpty()) {
+        errors.add(new ApiProblem.FieldError(at + ".student.keepLayers", "keeps no layer: removing every removable "
+            + "block leaves nothing to train"));
+      }
+      if (keepLayers != null && keepLayers.stream().anyMatch(java.util.Objects::isNull)) {
+        errors.add(new ApiProblem.FieldError(at + ".student.keepLayers", "holds null"));
+        keepLayers = null;
+      }
+      if (keepLayers != null && keepLayers.stream().distinct().count() < keepLayers.size()) {
+        errors.add(new ApiProblem.FieldError(at + ".student.keepLayers", "names a layer twice"));
+      }
+      if (keepLayers != null && keepLayers.stream().anyMatch(i -> i < 0)) {
+        errors.add(new ApiProblem.FieldError(at + ".student.keepLayers", "indices start at 0"));
       }
     }
     QuantizeSpec quantize = kind == TrainSpec.Kind.QAT ? JobSpecs.quantizeSpec(s, at, errors) : null;
@@ -199,7 +218,7 @@ final class TrainingSteps {
     TrainSpec.Options options = new TrainSpec.Options(t.getEpochs(), t.getBatchSize(), t.getLearningRate(), schedule,
         t.getWarmupSteps(), t.getSeed(), t.getValidationSplit(), t.getPatience(), t.getSamples(), loss, temperature,
         alpha, t.getTensors(), teacher, kind == TrainSpec.Kind.L1_PRUNE ? t.getL1() : null);
-    return new TrainSpec(kind, options, s.getTeacherModelId(), studentModel, width,
+    return new TrainSpec(kind, options, s.getTeacherModelId(), studentModel, width, keepLayers,
         kind == TrainSpec.Kind.L1_PRUNE ? s.getSparsity() : null,
         kind == TrainSpec.Kind.L1_PRUNE ? s.getThreshold() : null, quantize,
         s.getInclude() == null ? List.of() : s.getInclude(), s.getExclude() == null ? List.of() : s.getExclude());

@@ -33,15 +33,39 @@ public record SampleArray(float[] data, long[] shape) {
     }
   }
 
-  /** A float32 {@link NdArray} (e.g. from an uploaded dataset) as samples. */
+  /**
+   * A float32 {@link NdArray} (e.g. from an uploaded dataset) as samples; integer and boolean
+   * arrays (token ids, attention masks) too, as exact floats: the trainer feeds them to the graph
+   * in the input's own type. Integers beyond ±2^24, which a float cannot hold exactly, are refused.
+   */
   public static SampleArray of(NdArray array) {
-    if (array.dtype() != DType.FLOAT32) {
-      throw new IllegalArgumentException("array '" + array.name() + "' is " + array.dtype() + ", training needs float32");
-    }
     float[] values = new float[Math.toIntExact(array.elementCount())];
-    array.data().duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
+    java.nio.ByteBuffer data = array.data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    switch (array.dtype()) {
+      case FLOAT32 -> data.asFloatBuffer().get(values);
+      case INT64, INT32, INT16, INT8, UINT8, BOOL -> {
+        for (int i = 0; i < values.length; i++) {
+          long v = switch (array.dtype()) {
+            case INT64 -> data.getLong(8 * i);
+            case INT32 -> data.getInt(4 * i);
+            case INT16 -> data.getShort(2 * i);
+            case INT8 -> data.get(i);
+            default -> data.get(i) & 0xff;
+          };
+          if (Math.abs(v) > EXACT_INTEGER) {
+            throw new IllegalArgumentException("array '" + array.name() + "' holds " + v
+                + ", beyond the integers a float32 holds exactly (2^24)");
+          }
+          values[i] = v;
+        }
+      }
+      default -> throw new IllegalArgumentException("array '" + array.name() + "' is " + array.dtype()
+          + ", training needs float32 or integers");
+    }
     return new SampleArray(values, array.shape());
   }
+
+  private static final long EXACT_INTEGER = 1L << 24;
 
   /** Number of samples. */
   public int samples() {

@@ -438,7 +438,10 @@ public final class Trainer {
       int n = to - from;
       for (String input : graph.inputs()) {
         SampleArray a = data.inputs().get(input);
-        feed.put(input, Nd4j.create(a.gather(order, from, to), a.batchShape(n), 'c'));
+        INDArray x = Nd4j.create(a.gather(order, from, to), a.batchShape(n), 'c');
+        // Integer inputs (token ids, masks) travel as exact floats and are fed in their own type.
+        DataType type = sd.getVariable(input).dataType();
+        feed.put(input, type == DataType.FLOAT ? x : x.castTo(type));
       }
       targetPlaceholders.forEach((target, ph) -> {
         SampleArray a = data.targets().get(target);

@@ -31,6 +31,7 @@ import dev.modelpress.training.LearningRate;
 import dev.modelpress.training.LossTerm;
 import dev.modelpress.training.OnnxTranslator;
 import dev.modelpress.training.QuantizationAware;
+import dev.modelpress.training.RemovableBlocks;
 import dev.modelpress.training.SampleArray;
 import dev.modelpress.training.TeacherOutputs;
 import dev.modelpress.training.TrainableGraph;
@@ -142,9 +143,10 @@ final class TrainingStage implements TrainingRunner {
           student = OnnxModels.read(inputs.modelFile(spec.studentModelId()));
           studentSource = "model " + spec.studentModelId();
         } else {
-          progress.at(0, 1, "deriving the student: keeping " + percent(spec.width()) + " of each layer's channels");
-          student = derive(teacher, spec);
-          studentSource = "the teacher with " + percent(spec.width()) + " of each layer's output channels (L1)";
+          progress.at(0, 1, "deriving the student from the teacher");
+          Derived derived = derive(teacher, spec);
+          student = derived.model();
+          studentSource = derived.description();
         }
       }
       default -> {
@@ -333,11 +335,32 @@ final class TrainingStage implements TrainingRunner {
     return total == 0 ? 0 : (double) zeros / total;
   }
 
-  /** A student derived from the teacher: structured pruning keeps {@code width} of each layer's channels. */
-  private static ModelProto derive(ModelProto teacher, TrainSpec spec) {
-    PruneSpec prune = new PruneSpec(PruneSpec.STRUCTURED, 1 - spec.width(), null, PruneSpec.Scope.LAYER,
-        spec.include(), spec.exclude(), null, null, PruneSpec.Criterion.L1, PruneSpec.Target.CHANNELS);
-    return OnnxPipeline.run(teacher, List.of(prune), Progress.NONE).model();
+  private record Derived(ModelProto model, String description) {}
+
+  /**
+   * A student derived from the teacher: first fewer layers ({@code keepLayers}: the other removable
+   * blocks are removed), then structured pruning keeps {@code width} of each layer's channels.
+   */
+  private static Derived derive(ModelProto teacher, TrainSpec spec) {
+    ModelProto student = teacher;
+    List<String> how = new ArrayList<>();
+    if (spec.keepLayers() != null) {
+      RemovableBlocks.Analysis blocks = RemovableBlocks.find(teacher);
+      String problem = RemovableBlocks.checkKeep(blocks, spec.keepLayers());
+      if (problem != null) {
+        throw new CompressionException("student.keepLayers: " + problem);
+      }
+      student = RemovableBlocks.keep(teacher, blocks, spec.keepLayers());
+      how.add(String.format(Locale.ROOT, "layers %s of its %d", spec.keepLayers().stream().sorted().toList(),
+          blocks.blocks().size()));
+    }
+    if (spec.width() != null) {
+      PruneSpec prune = new PruneSpec(PruneSpec.STRUCTURED, 1 - spec.width(), null, PruneSpec.Scope.LAYER,
+          spec.include(), spec.exclude(), null, null, PruneSpec.Criterion.L1, PruneSpec.Target.CHANNELS);
+      student = OnnxPipeline.run(student, List.of(prune), Progress.NONE).model();
+      how.add(percent(spec.width()) + " of each layer's output channels (L1)");
+    }
+    return new Derived(student, "the teacher with " + String.join(" and ", how));
   }
 
   /** Names of the weights an L1 or QAT step acts on: the step's include/exclude over the default selection. */
