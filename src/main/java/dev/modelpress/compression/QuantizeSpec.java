@@ -17,8 +17,8 @@ import java.util.List;
  * @param signed codes stored as signed (int8/int4) or unsigned (uint8/uint4) integers
  * @param dtype {@code INT} (integer codes), or cast weights to {@code FP16}/{@code BF16}; {@code null}
  *     means {@code INT}
- * @param range how the clipping range is chosen: raw {@code MINMAX}, or the {@code MSE}-optimal
- *     shrink of it; {@code null} means {@code MINMAX}
+ * @param range how the clipping range is chosen: raw {@code MINMAX}, the {@code MSE}-optimal
+ *     shrink of it, or refined by {@code LSQ}/{@code HQQ}; {@code null} means {@code MINMAX}
  * @param format {@code AUTO} (the fastest encoding the model's opset allows), {@code QDQ} (never
  *     contrib operators), or {@code MATMULNBITS} (ONNX Runtime's 4-bit MatMul for MatMul weights);
  *     {@code null} means {@code AUTO}
@@ -57,10 +57,16 @@ public record QuantizeSpec(
     BF16
   }
 
-  /** How the quantization range is chosen. */
+  /**
+   * How the quantization range is chosen: raw min/max, the MSE-optimal shrink, or (integer grids
+   * only) a refined scale and fractional zero point per set ({@code LSQ}: alternating least squares;
+   * {@code HQQ}: half-quadratic l_p fit), see {@code compression.quantize.RangeRefiner}.
+   */
   public enum RangeMethod {
     MINMAX,
-    MSE
+    MSE,
+    LSQ,
+    HQQ
   }
 
   /** Which ONNX encoding to emit. */

@@ -300,6 +300,11 @@ public final class SpecValidator {
       out.add(new Violation(w + ".groupSize", "applies to granularity group only (granularity is "
           + q.granularity().name().toLowerCase(java.util.Locale.ROOT) + ")"));
     }
+    if ((q.range() == QuantizeSpec.RangeMethod.LSQ || q.range() == QuantizeSpec.RangeMethod.HQQ)
+        && (ternary || q.bits() == 1)) {
+      out.add(new Violation(w + ".range", "lsq and hqq refine the scale and zero point of integer grids (bits 2, 4 "
+          + "or 8, scheme int); binary and ternary weights take minmax or mse"));
+    }
     if (q.format() == QuantizeSpec.Format.MATMULNBITS
         && (q.bits() != 4 || ternary || q.granularity() != QuantizeSpec.Granularity.GROUP)) {
       out.add(new Violation(w + ".format", "matmulnbits holds 4-bit integer weights in groups; it needs bits 4 and "

@@ -4,6 +4,7 @@ import dev.modelpress.compression.QuantizeSpec.Granularity;
 import dev.modelpress.compression.quantize.LinearQuantizer;
 import dev.modelpress.compression.quantize.QuantLayout;
 import dev.modelpress.compression.quantize.QuantScheme;
+import dev.modelpress.compression.quantize.RangeRefiner;
 import dev.modelpress.compression.quantize.WeightAxes;
 import dev.modelpress.compression.quantize.WeightEncoder;
 import dev.modelpress.format.TensorInfo;
@@ -85,8 +86,13 @@ final class WeightOnlyQuantization {
   static ModelProto apply(ModelProto model, List<TensorInfo> selected, QuantizeSpec spec, Tick tick,
       List<TensorReport> reports) {
     boolean mse = spec.range() == QuantizeSpec.RangeMethod.MSE;
-    return apply(model, selected, spec, tick, reports, (info, w, layout, scheme) ->
-        LinearQuantizer.quantize(w, layout, scheme, mse));
+    RangeRefiner.Method refine = switch (spec.range()) {
+      case LSQ -> RangeRefiner.Method.LSQ;
+      case HQQ -> RangeRefiner.Method.HQQ;
+      case MINMAX, MSE -> null;
+    };
+    return apply(model, selected, spec, tick, reports, (info, w, layout, scheme) -> refine == null
+        ? LinearQuantizer.quantize(w, layout, scheme, mse) : RangeRefiner.quantize(w, layout, scheme, refine));
   }
 
   /** As {@link #apply(ModelProto, List, QuantizeSpec, Tick, List)}, with the codes chosen by {@code rounding}. */
@@ -336,7 +342,8 @@ final class WeightOnlyQuantization {
       QuantScheme scheme, LinearQuantizer.Result q, QuantizeSpec spec, WeightAxes axes, long opset, boolean half) {
     boolean nbits = !half && spec.format() != QuantizeSpec.Format.QDQ && WeightEncoder.matMulNBitsFits(scheme, layout)
         && axes.onlyMatMulWeight(name);
-    boolean dq = encoder.dequantizeLinearFits(scheme, layout);
+    // DequantizeLinear holds integer zero points only; refined ranges may carry fractional ones.
+    boolean dq = q.fractionalZeroPoints() == null && encoder.dequantizeLinearFits(scheme, layout);
     if (nbits && (spec.format() == QuantizeSpec.Format.MATMULNBITS || !dq || AUTO_PREFERS_MATMULNBITS)) {
       return encoder.matMulNBits(name, layout, scheme, q);
     }

@@ -129,7 +129,7 @@ public final class JobSpecs {
             QuantizeSpec.Scheme.INTEGER);
     QuantizeSpec.Granularity granularity = parse(QuantizeSpec.Granularity.class, w.getGranularity(),
         f + "granularity", "channel, tensor or group", errors, QuantizeSpec.Granularity.CHANNEL);
-    QuantizeSpec.RangeMethod range = parse(QuantizeSpec.RangeMethod.class, w.getRange(), f + "range", "minmax or mse",
+    QuantizeSpec.RangeMethod range = parse(QuantizeSpec.RangeMethod.class, w.getRange(), f + "range", "minmax, mse, lsq or hqq",
         errors, QuantizeSpec.RangeMethod.MINMAX);
     QuantizeSpec.Format format = parse(QuantizeSpec.Format.class, w.getFormat(), f + "format",
         "auto, qdq or matmulnbits", errors, QuantizeSpec.Format.AUTO);

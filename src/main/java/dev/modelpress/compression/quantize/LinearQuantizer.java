@@ -38,9 +38,22 @@ public final class LinearQuantizer {
   /**
    * Codes (one per element, in the tensor's order), and per parameter set a scale and an integer
    * zero point. {@code clipRatio} is the mean range factor chosen (1 for min/max), or for
-   * ternary the mean Δ / max|w|; {@code NaN} for binary.
+   * ternary the mean Δ / max|w|; {@code NaN} for binary. {@code fractionalZeroPoints}, when not
+   * null, are the zero points actually decoded with (real-valued, from {@link RangeRefiner});
+   * {@code zeroPoints} then holds the nearest in-range integers (for padding codes).
    */
-  public record Result(byte[] codes, float[] scales, int[] zeroPoints, double clipRatio) {}
+  public record Result(byte[] codes, float[] scales, int[] zeroPoints, double clipRatio, float[] fractionalZeroPoints) {
+
+    /** Integer zero points only. */
+    public Result(byte[] codes, float[] scales, int[] zeroPoints, double clipRatio) {
+      this(codes, scales, zeroPoints, clipRatio, null);
+    }
+
+    /** The zero point set {@code p} is decoded with. */
+    public float zeroPoint(int p) {
+      return fractionalZeroPoints == null ? zeroPoints[p] : fractionalZeroPoints[p];
+    }
+  }
 
   /** Quantizes {@code w} laid out as {@code layout}. */
   public static Result quantize(float[] w, QuantLayout layout, QuantScheme scheme, boolean mse) {
@@ -428,7 +441,7 @@ public final class LinearQuantizer {
     float[] out = new float[q.codes().length];
     for (int e = 0; e < out.length; e++) {
       int p = layout.paramOf(e);
-      out[e] = (float) (code(q.codes()[e], scheme) - q.zeroPoints()[p]) * q.scales()[p];
+      out[e] = (code(q.codes()[e], scheme) - q.zeroPoint(p)) * q.scales()[p];
     }
     return out;
   }

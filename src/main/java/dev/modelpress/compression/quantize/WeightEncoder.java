@@ -146,6 +146,9 @@ public final class WeightEncoder {
   // ---- DequantizeLinear ------------------------------------------------------------------
 
   public Emitted dequantizeLinear(String w, QuantLayout l, QuantScheme s, LinearQuantizer.Result q) {
+    if (q.fractionalZeroPoints() != null) {
+      throw new IllegalArgumentException("DequantizeLinear zero points are integers; " + w + " has fractional ones");
+    }
     boolean four = s.bits() == 4;
     DataType type = four ? (s.signed() ? DataType.INT4 : DataType.UINT4) : (s.signed() ? DataType.INT8 : DataType.UINT8);
     byte[] zp = new byte[q.zeroPoints().length];
@@ -202,7 +205,17 @@ public final class WeightEncoder {
     inits.add(tensor(bName, DataType.UINT8, b, n, blocks, g / 2));
     inits.add(floats(scaleName, scales, (long) n * blocks));
     String zpName = null;
-    if (!s.symmetric()) {
+    if (q.fractionalZeroPoints() != null) {
+      // MatMulNBits also takes unpacked zero points of A's type: (q − zp)·scale with a real zp.
+      float[] zf = new float[n * blocks];
+      for (int c = 0; c < n; c++) {
+        for (int blk = 0; blk < blocks; blk++) {
+          zf[c * blocks + blk] = q.zeroPoint(blk * n + c) + off;
+        }
+      }
+      zpName = fresh(w + "_MatMulNBits_zero_points");
+      inits.add(floats(zpName, zf, (long) n * blocks));
+    } else if (!s.symmetric()) {
       int perColumn = (blocks + 1) / 2;
       byte[] packed = new byte[n * perColumn];
       for (int c = 0; c < n; c++) {
@@ -257,7 +270,7 @@ public final class WeightEncoder {
     float[] sf = new float[params];
     boolean anyZp = false;
     for (int p = 0; p < params; p++) {
-      zpf[p] = bits < 8 ? (float) (q.zeroPoints()[p] - qmin) / step : q.zeroPoints()[p];
+      zpf[p] = bits < 8 ? (q.zeroPoint(p) - qmin) / step : q.zeroPoint(p);
       sf[p] = q.scales()[p] * step;
       anyZp |= zpf[p] != 0;
     }
