@@ -72,6 +72,11 @@ public final class ExternalDataQuantizer {
       return prefix + "a " + steps.getFirst().type() + " step was given: " + what + " over external data is not built "
           + "yet (it reads the whole model or runs it on calibration data)";
     }
+    QuantizeSpec.RangeMethod range = ((QuantizeSpec) steps.getFirst()).range();
+    if (range == QuantizeSpec.RangeMethod.LSQ || range == QuantizeSpec.RangeMethod.HQQ) {
+      return prefix + "range " + range.name().toLowerCase(Locale.ROOT) + " (fractional zero points) is not built for "
+          + "the streaming path yet; use minmax or mse";
+    }
     if (calibration) {
       return prefix + "a calibration dataset was given: calibrated steps over external data are not built yet, and a "
           + "weight-only step reads none";

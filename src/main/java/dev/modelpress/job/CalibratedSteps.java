@@ -92,6 +92,12 @@ final class CalibratedSteps {
         yield QuantizeSpec.Granularity.CHANNEL;
       }
     };
+    if (w.getRange() != null && !"minmax".equals(w.getRange()) && !"mse".equals(w.getRange())) {
+      // lsq/hqq fit fractional zero points to the weights alone; GPTQ and static steps choose their
+      // ranges from min/max (or the MSE search for grouped GPTQ).
+      errors.add(new ApiProblem.FieldError(at + ".weights.range", "a calibrated quantize step takes range minmax or "
+          + "mse, not '" + w.getRange() + "' (lsq and hqq are weight-only ranges)"));
+    }
     QuantizeSpec weights = new QuantizeSpec(w.getBits(), w.getSymmetric(), granularity, include, exclude);
     if (granularity == QuantizeSpec.Granularity.GROUP) {
       // Grouped GPTQ is written by the weight-only encoder, so the weight-only fields apply.

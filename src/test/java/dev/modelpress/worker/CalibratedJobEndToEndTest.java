@@ -147,10 +147,12 @@ class CalibratedJobEndToEndTest {
         {"modelId":"%s","calibrationDatasetId":"%s","steps":[
           {"type":"quantize","activations":{"calibrator":"kl"}},
           {"type":"quantize","method":"awq"},
-          {"type":"quantize","weights":{"bits":4},"target":{"metric":"cosine"}}]}"""
+          {"type":"quantize","weights":{"bits":4},"target":{"metric":"cosine"}},
+          {"type":"quantize","method":"gptq","weights":{"bits":4,"granularity":"group","groupSize":32,"range":"lsq"}}]}"""
         .formatted(model, upload.json().get("id").asString()));
     assertThat(r.status()).as(r.body()).isEqualTo(422);
-    assertThat(fields(r)).contains("steps[0].activations.calibrator", "steps[1].method", "steps[2].target.min");
+    assertThat(fields(r)).contains("steps[0].activations.calibrator", "steps[1].method", "steps[2].target.min",
+        "steps[3].weights.range");
 
     Api.Response unfit = api.postJson("/v1/jobs", """
         {"modelId":"%s","calibrationDatasetId":"%s","steps":[{"type":"quantize","activations":{}}]}"""
