@@ -49,7 +49,6 @@ public final class OnnxPipeline {
       List<TensorInfo> selected = select(current, step, i);
       StepRun run = new StepRun(i, steps.size(), step.type(), progress);
       StepReport report = switch (step) {
-        // ---- w2-prune: N:M, structured and weight sharing (begin) ----
         case PruneSpec p when p.method().equals(PruneSpec.NM) -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           List<TensorReport> tensors = PruningSteps.nm(g, selected, p, run::at);
@@ -62,27 +61,22 @@ public final class OnnxPipeline {
           current = s.model();
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }
-        // ---- w4-prune (begin) ----
         case PruneSpec p when p.method().equals(PruneSpec.CORRELATION) -> {
           PruningSteps.Structured s = RedundancyPruner.apply(current, selected, p, context, run::at);
           current = s.model();
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }
-        // ---- w4-prune (end) ----
         case ShareSpec sh -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           PruningSteps.Shared s = PruningSteps.share(g, selected, sh, run::at);
           current = current.toBuilder().setGraph(g).build();
           yield new StepReport(i, step.type(), s.summary(), s.tensors(), s.details());
         }
-        // ---- w2-prune (end) ----
-        // ---- w3-wanda (begin) ----
         case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) -> {
           ActivationPruning.Outcome o = ActivationPruning.apply(current, selected, p, context, run::at);
           current = o.model();
           yield new StepReport(i, step.type(), ActivationPruning.summary(p, o), o.tensors());
         }
-        // ---- w3-wanda (end) ----
         case PruneSpec p -> {
           GraphProto.Builder g = current.getGraph().toBuilder();
           List<TensorReport> tensors = prune(g, selected, p, run);

@@ -41,21 +41,17 @@ public record PruneSpec(
   /** N:M semi-structured pruning. */
   public static final String NM = "nm";
 
-  // ---- w3-wanda (begin) ----
   /** Wanda: |W|·‖X‖ per output, from calibration data. */
   public static final String WANDA = "wanda";
 
   /** SparseGPT: layer-wise reconstruction with the calibration Hessian. */
   public static final String SPARSEGPT = "sparsegpt";
-  // ---- w3-wanda (end) ----
 
-  // ---- w4-prune (begin) ----
   /** Redundancy pruning: remove neurons whose activations a kept twin predicts, folding them into the next layer. */
   public static final String CORRELATION = "correlation";
 
   /** Default minimum |Pearson r| of a neuron removed by correlation pruning with its twin. */
   public static final double DEFAULT_CORRELATION = 0.95;
-  // ---- w4-prune (end) ----
 
   /** Structured (channel) pruning with graph rewrite. */
   public static final String STRUCTURED = "structured";

@@ -204,7 +204,6 @@ public class JobQueue {
     return complete(claim, "SUCCEEDED", reportSummaryJson, progressJson, artifacts);
   }
 
-  // ---- w3-search (begin) ----
   /**
    * Marks the job cancelled but keeps what it produced before the cancel (a search's best model
    * and partial report), fenced on the lease exactly like {@link #succeed}.
@@ -213,7 +212,6 @@ public class JobQueue {
       List<NewArtifact> artifacts) {
     return complete(claim, "CANCELLED", reportSummaryJson, progressJson, artifacts);
   }
-  // ---- w3-search (end) ----
 
   private boolean complete(Claim claim, String state, String reportSummaryJson, String progressJson,
       List<NewArtifact> artifacts) {

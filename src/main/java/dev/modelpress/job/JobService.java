@@ -78,13 +78,12 @@ public class JobService {
     List<JobStep> steps = JobSpecs.normalize(request.getSteps());
     List<StepSpec> specs = JobSpecs.toSpecs(steps);
     ModelEntity model = findReferenced(() -> models.get(request.getModelId()), "modelId", "model", request.getModelId());
-    boolean safetensors = "safetensors".equals(model.getFormat()); // w4-st
+    boolean safetensors = "safetensors".equals(model.getFormat());
     if (!safetensors && !"onnx".equals(model.getFormat())) {
       throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED,
           "compression of " + model.getFormat() + " models is not built yet; ONNX models are supported");
     }
     ModelSummary summary = models.fullSummary(model);
-    // ---- w4-qgraph: external-data models run the streaming quantizer only (begin) ----
     if (ModelService.isArchive(model)) {
       boolean search = steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType());
       String why = search ? "a search over a model with external data is not built yet"
@@ -94,15 +93,10 @@ public class JobService {
         throw new ApiProblem(ApiProblem.Kind.NOT_IMPLEMENTED, why);
       }
     }
-    // ---- w4-qgraph (end) ----
     List<ApiProblem.FieldError> errors = new ArrayList<>();
-    // ---- w4-st (begin): safetensors checkpoints follow SafetensorsPipeline's rules ----
     if (safetensors) {
       SafetensorsSubmission.check(steps, specs, request, summary, errors);
-    } else
-    // ---- w4-st (end) ----
-    // ---- w3-search (begin): a search validates each recipe and stores its resolved space ----
-    if (steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType())) {
+    } else if (steps.size() == 1 && SearchSpecs.TYPE.equals(steps.getFirst().getType())) {
       boolean labels = false;
       if (request.getEvaluationDatasetId() != null) {
         DatasetEntity data = findReferenced(() -> datasets.get(request.getEvaluationDatasetId()),
@@ -110,11 +104,11 @@ public class JobService {
         labels = datasets.arrays(data).stream().anyMatch(a -> InputCompatibility.LABELS.equals(a.name()));
       }
       steps = List.of(SearchSpecs.resolve(steps.getFirst(), summary, request.getEvaluationDatasetId() != null, labels));
-    } else
-    // ---- w3-search (end) ----
-    SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
-        .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
-    if (!safetensors) { // w4-st: SafetensorsSubmission refuses datasets (no graph to feed them to)
+    } else {
+      SpecValidator.validate(specs, summary, request.getCalibrationDatasetId() != null)
+          .forEach(v -> errors.add(new ApiProblem.FieldError(v.field(), v.message())));
+    }
+    if (!safetensors) { // SafetensorsSubmission refuses datasets (no graph to feed them to)
       checkDataset(request.getCalibrationDatasetId(), "calibrationDatasetId", summary, errors);
       checkDataset(request.getEvaluationDatasetId(), "evaluationDatasetId", summary, errors);
     }

@@ -33,7 +33,6 @@ public final class JobSpecs {
         n.setThreshold(s.getThreshold());
         n.setScope(s.getScope() == null ? "layer" : lower(s.getScope()));
         n.setWeights(s.getWeights());
-        // ---- w2-prune (begin) ----
         n.setN(s.getN());
         n.setM(s.getM());
         n.setClusters(s.getClusters());
@@ -41,8 +40,7 @@ public final class JobSpecs {
         boolean structured = PruneSpec.STRUCTURED.equals(n.getMethod());
         n.setCriterion(s.getCriterion() == null && structured ? "l1" : lower(s.getCriterion()));
         n.setUnit(s.getUnit() == null && structured ? "channels" : lower(s.getUnit()));
-        // ---- w2-prune (end) ----
-        // w4-prune: correlation pruning without sparsity or threshold removes every neuron with |r| >= 0.95.
+        // correlation pruning without sparsity or threshold removes every neuron with |r| >= 0.95.
         if (PruneSpec.CORRELATION.equals(n.getMethod()) && s.getSparsity() == null && s.getThreshold() == null) {
           n.setThreshold(PruneSpec.DEFAULT_CORRELATION);
         }
@@ -58,7 +56,7 @@ public final class JobSpecs {
         n.setM(s.getM());
         n.setCriterion(s.getCriterion());
         n.setUnit(s.getUnit());
-      } else if (SearchSpecs.TYPE.equals(n.getType())) { // w3-search
+      } else if (SearchSpecs.TYPE.equals(n.getType())) {
         SearchSpecs.normalizeInto(s, n);
       } else if ("quantize".equals(n.getType())) {
         n.setWeights(normalizeWeights(s.getWeights() == null ? new QuantizeWeights() : s.getWeights()));
@@ -203,11 +201,9 @@ public final class JobSpecs {
         case "prune" -> {
           forbid(errors, at + ".weights", s.getWeights(), "prune");
           CalibratedSteps.forbid(s, at, "prune", errors);
-          // ---- w2-prune (begin) ----
           forbid(errors, at + ".clusters", s.getClusters(), "prune");
           forbid(errors, at + ".iterations", s.getIterations(), "prune");
           String method = s.getMethod();
-          // ---- w4-prune (begin) ----
           if ("activation".equals(method)) {
             errors.add(new ApiProblem.FieldError(at + ".method", "activation statistics rank whole channels: use "
                 + "method structured with criterion activation (and a calibrationDatasetId)"));
@@ -226,8 +222,6 @@ public final class JobSpecs {
                 list(s.getInclude()), list(s.getExclude())));
             continue;
           }
-          // ---- w4-prune (end) ----
-          // ---- w3-wanda (begin) ----
           if (PruneSpec.WANDA.equals(method) || PruneSpec.SPARSEGPT.equals(method)) {
             forbid(errors, at + ".threshold", s.getThreshold(), method + " prune");
             forbid(errors, at + ".n", s.getN(), method + " prune");
@@ -244,7 +238,6 @@ public final class JobSpecs {
                 list(s.getExclude())));
             continue;
           }
-          // ---- w3-wanda (end) ----
           if (PruneSpec.NM.equals(method) || PruneSpec.STRUCTURED.equals(method)) {
             specs.add(pruneMethod(s, at, errors, notBuilt));
             continue;
@@ -253,7 +246,6 @@ public final class JobSpecs {
           forbid(errors, at + ".m", s.getM(), "magnitude prune");
           forbid(errors, at + ".criterion", s.getCriterion(), "magnitude prune");
           forbid(errors, at + ".unit", s.getUnit(), "magnitude prune");
-          // ---- w2-prune (end) ----
           if (!"magnitude".equals(s.getMethod())) {
             errors.add(new ApiProblem.FieldError(at + ".method",
                 "unknown pruning method '" + s.getMethod() + "'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
@@ -285,7 +277,6 @@ public final class JobSpecs {
           forbidPruneFields(errors, at, s, "quantize");
           specs.add(quantizeSpec(s, at, errors));
         }
-        // ---- w2-prune (begin) ----
         case "share" -> {
           forbid(errors, at + ".method", s.getMethod(), "share");
           forbid(errors, at + ".sparsity", s.getSparsity(), "share");
@@ -298,14 +289,11 @@ public final class JobSpecs {
           forbid(errors, at + ".unit", s.getUnit(), "share");
           specs.add(new ShareSpec(s.getClusters(), s.getIterations(), list(s.getInclude()), list(s.getExclude())));
         }
-        // ---- w2-prune (end) ----
-        // ---- w3-search (begin): a search holds recipes, not a step; SearchSpecs checks it ----
         case SearchSpecs.TYPE -> {
           if (steps.size() != 1 || !"steps".equals(prefix)) {
             errors.add(new ApiProblem.FieldError(at + ".type", "a search must be the job's only step"));
           }
         }
-        // ---- w3-search (end) ----
         default -> errors.add(new ApiProblem.FieldError(at + ".type",
             "unknown step type '" + type + "'; supported: prune, quantize, share, search, distill, finetune"));
       }
@@ -318,8 +306,6 @@ public final class JobSpecs {
     }
     return specs;
   }
-
-  // ---- w2-prune (begin) ----
 
   private static void copyPruneFields(JobStep from, JobStep to) {
     to.setN(from.getN());
@@ -360,7 +346,7 @@ public final class JobSpecs {
     PruneSpec.Criterion criterion = switch (s.getCriterion()) {
       case "l1" -> PruneSpec.Criterion.L1;
       case "l2" -> PruneSpec.Criterion.L2;
-      case "activation" -> PruneSpec.Criterion.ACTIVATION; // w4-prune: needs calibrationDatasetId
+      case "activation" -> PruneSpec.Criterion.ACTIVATION; // needs calibrationDatasetId
       default -> {
         errors.add(new ApiProblem.FieldError(at + ".criterion", "must be l1, l2 or activation, not '"
             + s.getCriterion() + "'"));
@@ -371,7 +357,7 @@ public final class JobSpecs {
       case "channels" -> PruneSpec.Target.CHANNELS;
       case "filters" -> PruneSpec.Target.FILTERS;
       case "neurons" -> PruneSpec.Target.NEURONS;
-      case "heads" -> PruneSpec.Target.HEADS; // w4-prune: attention heads (HeadPruner)
+      case "heads" -> PruneSpec.Target.HEADS; // attention heads (HeadPruner)
       default -> {
         errors.add(new ApiProblem.FieldError(at + ".unit",
             "must be channels, filters, neurons or heads, not '" + s.getUnit() + "'"));
@@ -381,8 +367,6 @@ public final class JobSpecs {
     return new PruneSpec(PruneSpec.STRUCTURED, s.getSparsity(), s.getThreshold(), scope, list(s.getInclude()),
         list(s.getExclude()), null, null, criterion, target);
   }
-
-  // ---- w2-prune (end) ----
 
   static ApiProblem validation(List<ApiProblem.FieldError> errors) {
     ApiProblem.FieldError first = errors.getFirst();

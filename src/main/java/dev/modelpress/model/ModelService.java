@@ -71,7 +71,6 @@ public class ModelService {
     }
     String owner = Owners.current();
     quota.check(owner, upload.size());
-    // ---- w4-st + w4-qgraph (begin): a .zip/.tar upload is an ONNX model with external data when it
     // holds an .onnx file, else a sharded safetensors checkpoint (index + shards) ----
     ArchiveReader.Kind kind = ArchiveReader.detect(upload.file());
     boolean onnx = kind != null
@@ -85,7 +84,6 @@ public class ModelService {
     // Archives are stored as uploaded (model.onnx.zip, model.safetensors.tar, ...); workers unpack them again.
     String key = "models/" + id + "/model." + summary.format()
         + (archive != null ? "." + archive.extension() : stArchive != null ? "." + stArchive.extension() : "");
-    // ---- w4-st + w4-qgraph (end) ----
     return quota.storeAndRecord(owner, key, upload.file(), stored -> models.save(new ModelEntity(id, owner,
         Uploads.displayName(name, fileName, id + "." + summary.format()), summary.format(), key, stored.sha256(),
         stored.size(), summary.parameterCount(), summary.tensors().size(),
@@ -94,7 +92,6 @@ public class ModelService {
         json.writeValueAsString(summary.tensors()), clock.instant())));
   }
 
-  // ---- w4-st (begin): caps on sharded-checkpoint archives, docs/safetensors.md ----
   @org.springframework.beans.factory.annotation.Value("${modelpress.models.archive-max-entries:10000}")
   void archiveMaxEntries(int entries) {
     archiveLimits = ArchiveReader.Limits.of(entries, archiveLimits.maxBytes());
@@ -104,9 +101,7 @@ public class ModelService {
   void archiveMaxBytes(org.springframework.util.unit.DataSize bytes) {
     archiveLimits = ArchiveReader.Limits.of(archiveLimits.maxEntries(), bytes.toBytes());
   }
-  // ---- w4-st (end) ----
 
-  // ---- w4-qgraph: ONNX with external data as one archive (begin) ----
   /** What an archive may unpack to: the upload limit (at most 100× the archive's own size). */
   public ArchiveReader.Limits limits() {
     return OnnxArchive.limits(spool.maxBytes());
@@ -117,7 +112,6 @@ public class ModelService {
     String key = model.getStorageKey();
     return key.endsWith(".onnx.zip") || key.endsWith(".onnx.tar");
   }
-  // ---- w4-qgraph (end) ----
 
   public ModelEntity get(UUID id) {
     return models.findByIdAndOwner(id, Owners.current()).orElseThrow(() -> ApiProblem.notFound("model", id));

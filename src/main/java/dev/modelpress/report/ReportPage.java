@@ -57,7 +57,7 @@ final class ReportPage {
     out.append("</p></header>");
     warnings();
     summaryCards();
-    search(); // w3-search
+    search();
     steps();
     size();
     layers();
@@ -70,8 +70,6 @@ final class ReportPage {
         + "</footer></main></body></html>\n");
     return out.toString();
   }
-
-  // ---- w3-search (begin): the trials of a search job, its Pareto front and choice ----
 
   private void search() {
     JsonNode s = report.path("search");
@@ -119,8 +117,6 @@ final class ReportPage {
     }
     out.append("</tbody></table></section>");
   }
-
-  // ---- w3-search (end) ----
 
   // ---- warnings and summary ----------------------------------------------------------------
 

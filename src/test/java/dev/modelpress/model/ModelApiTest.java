@@ -52,7 +52,6 @@ class ModelApiTest {
     api = new Api(port);
   }
 
-  // ---- w4-qgraph (begin) ----
   @Test
   void tensorsListIncludesConstantNodeWeightsWithTheirLocation() {
     Path file = OnnxGraphBuilder.opset(13).input("x", 1, 8)
@@ -71,7 +70,6 @@ class ModelApiTest {
     assertThat(tensors.get(1).get("location").asString()).isEqualTo("Constant node");
     assertThat(tensors.get(1).get("consumers").get(0).asString()).isEqualTo("MatMul:1");
   }
-  // ---- w4-qgraph (end) ----
 
   @Test
   void uploadsTheRealMiniLmAndSummarisesIt() throws Exception {
