@@ -30,7 +30,6 @@ import dev.modelpress.model.ModelEntity;
 import dev.modelpress.model.ModelService;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Problems;
 import java.io.IOException;
@@ -294,12 +293,12 @@ class JobRunner {
     // -- end provenance --
     Path reportFile = report.write(json, work);
 
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
-    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(outFile, "model.onnx", "application/octet-stream"));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     for (PruningOutputs.Extra extra : pruning.extras()) { // w2-prune
-      artifacts.add(put(prefix + extra.name(), extra.file(), extra.name(), extra.contentType(), storedKeys));
+      artifacts.add(uploads.put(extra.file(), extra.name(), extra.contentType()));
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
@@ -413,12 +412,11 @@ class JobRunner {
         .putIfPresent("fidelity", fidelity)
         .put("timings", JobReport.timings(started, compressed, evaluated))
         .write(json, work);
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
-    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
-    artifacts.add(put(prefix + "model.onnx.data", dataFile, "model.onnx.data", "application/octet-stream",
-        storedKeys));
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(outFile, "model.onnx", "application/octet-stream"));
+    artifacts.add(uploads.put(dataFile, "model.onnx.data", "application/octet-stream"));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
   // ---- w4-qgraph (end) ----
@@ -429,9 +427,9 @@ class JobRunner {
       throws IOException, FormatException, EvaluationException {
     SearchSpecs.Search search = SearchSpecs.read(spec.steps().getFirst());
     List<NdArray> data = datasets.load(evaluation, work);
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     SearchRunner.Result result = new SearchRunner(store, json, clock, props.evaluationThreads())
-        .run(search, exec, work, originalFile, original, data, spec.evaluationSamples(), prefix + "model.onnx",
+        .run(search, exec, work, originalFile, original, data, spec.evaluationSamples(), uploads.key("model.onnx"),
             storedKeys);
     result.summary().parameters(model.getParameterCount());
     JobReport report = new JobReport(job, exec.claim.attempt(), model, null, spec.steps(), result.summary())
@@ -451,7 +449,7 @@ class JobRunner {
       artifacts.add(new JobQueue.NewArtifact("model.onnx", result.best().key(), "application/octet-stream",
           result.best().size(), result.best().sha256()));
     }
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     Map<?, ?> section = result.section();
     JobProgress done = new JobProgress().step(1).steps(1).stepType(SearchSpecs.TYPE)
         .item((Integer) section.get("trialsDone")).items((Integer) section.get("trialsPlanned"))
@@ -460,18 +458,6 @@ class JobRunner {
     return new Outcome(result.summary(), json.writeValueAsString(done), artifacts, result.cancelled());
   }
   // ---- w3-search (end) ----
-
-  private JobQueue.NewArtifact put(String key, Path file, String name, String contentType, List<String> storedKeys)
-      throws IOException {
-    storedKeys.add(key);
-    StoredObject stored;
-    try {
-      stored = store.put(key, file);
-    } catch (IOException | UncheckedIOException e) {
-      throw new StorageFailure(key, e);
-    }
-    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
-  }
 
   /** The artifact store failed to take a result: a reason the client can act on (retry later). */
   static final class StorageFailure extends RuntimeException {

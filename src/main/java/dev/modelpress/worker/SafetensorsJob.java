@@ -12,9 +12,7 @@ import dev.modelpress.job.JobQueue;
 import dev.modelpress.job.JobService;
 import dev.modelpress.model.ModelEntity;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -140,34 +138,21 @@ final class SafetensorsJob {
     report.put("provenance", provenance);
     Path reportFile = report.write(json, work);
 
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
     for (Path p : outputs) {
-      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/octet-stream", storedKeys));
+      artifacts.add(uploads.put(p, p.getFileName().toString(), "application/octet-stream"));
     }
     for (Path p : extra) {
-      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/json", storedKeys));
+      artifacts.add(uploads.put(p, p.getFileName().toString(), "application/json"));
     }
     if (result.quantizationConfig() != null) {
       Path config = work.resolve("quantization_config.json");
       json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(),
           Map.of("quantization_config", json.readTree(result.quantizationConfig())));
-      artifacts.add(put(prefix, config, "quantization_config.json", "application/json", storedKeys));
+      artifacts.add(uploads.put(config, "quantization_config.json", "application/json"));
     }
-    artifacts.add(put(prefix, reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     return new Done(summary, artifacts);
-  }
-
-  private JobQueue.NewArtifact put(String prefix, Path file, String name, String contentType, List<String> storedKeys)
-      throws IOException {
-    String key = prefix + name;
-    storedKeys.add(key);
-    StoredObject stored;
-    try {
-      stored = store.put(key, file);
-    } catch (IOException | UncheckedIOException e) {
-      throw new JobRunner.StorageFailure(key, e);
-    }
-    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
   }
 }
