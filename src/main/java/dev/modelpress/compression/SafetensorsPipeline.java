@@ -188,12 +188,19 @@ public final class SafetensorsPipeline {
             + "the model as ONNX)"));
         return false;
       }
+      case PruneSpec.CORRELATION -> {
+        invalid.add(new Violation(at + ".method", "correlation pruning finds redundant neurons from their "
+            + "activations on calibration data, which needs a graph to run; a safetensors checkpoint has none (use "
+            + "magnitude, or upload the model as ONNX)"));
+        return false;
+      }
       case PruneSpec.NM -> {
         notBuilt.add(at + ".method: nm pruning of safetensors checkpoints is not built yet; use magnitude");
         return false;
       }
       default -> {
-        invalid.add(new Violation(at + ".method", "unknown pruning method '" + p.method() + "'"));
+        // The shared rule names the unknown method and the supported ones.
+        SpecValidator.validatePrune(p, at, invalid);
         return false;
       }
     }
