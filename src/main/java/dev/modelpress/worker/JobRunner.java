@@ -221,19 +221,8 @@ class JobRunner {
     // ---- w2-prune (end) ----
     Instant compressed = clock.instant();
 
-    FidelityReport fidelity = null;
-    if (evaluation != null) {
-      exec.step(phases, "evaluate");
-      exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
-      exec.checkpoint();
-      List<NdArray> data = datasets.load(evaluation, work);
-      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
-        fidelity = evaluator.compare(originalFile, outFile, data,
-            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
-      }
-      exec.endStep();
-      exec.checkpoint();
-    }
+    FidelityReport fidelity = evaluation == null ? null
+        : evaluate(exec, phases, evaluation, work, originalFile, outFile, spec.evaluationSamples());
     // ---- w2-prune (begin): gzip container, structured-pruning latency ----
     pruning.afterEvaluation(originalFile, outFile, fidelity, props.evaluationThreads(),
         OnnxModels.summarize(original).inputs());
@@ -301,6 +290,25 @@ class JobRunner {
       artifacts.add(uploads.put(extra.file(), extra.name(), extra.contentType()));
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
+  }
+
+  /**
+   * The last phase of a job with an evaluation dataset: run the original and the result in ONNX
+   * Runtime on it and measure fidelity and latency.
+   */
+  private FidelityReport evaluate(JobExecution exec, int phases, DatasetEntity evaluation, Path work, Path original,
+      Path candidate, int samples) throws IOException, FormatException, EvaluationException {
+    exec.step(phases, "evaluate");
+    exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
+    exec.checkpoint();
+    List<NdArray> data = datasets.load(evaluation, work);
+    FidelityReport fidelity;
+    try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
+      fidelity = evaluator.compare(original, candidate, data, EvaluationOptions.defaults().withMaxSamples(samples));
+    }
+    exec.endStep();
+    exec.checkpoint();
+    return fidelity;
   }
 
   // ---- training steps (begin) ----
@@ -382,19 +390,8 @@ class JobRunner {
     Instant compressed = clock.instant();
     // ONNX Runtime loads both models from their directories (external data beside them) into
     // native memory; the JVM heap holds only the dataset and the outputs of one batch.
-    FidelityReport fidelity = null;
-    if (evaluation != null) {
-      exec.step(1, "evaluate");
-      exec.progress(progress(2, 2, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
-      exec.checkpoint();
-      List<NdArray> data = datasets.load(evaluation, work);
-      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
-        fidelity = evaluator.compare(modelFile, outFile, data,
-            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
-      }
-      exec.endStep();
-      exec.checkpoint();
-    }
+    FidelityReport fidelity = evaluation == null ? null
+        : evaluate(exec, phases, evaluation, work, modelFile, outFile, spec.evaluationSamples());
     Path dataFile = output.resolve("model.onnx.data");
     long bytesBefore;
     try (Stream<Path> files = Files.walk(input)) {
