@@ -187,3 +187,15 @@ affinity:
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
 {{- end }}
+
+{{/*
+Annotations for a Prometheus that discovers pods by annotation: /actuator/prometheus on the http
+port answers without an API key. Empty when prometheus.scrape is false.
+*/}}
+{{- define "modelpress.scrapeAnnotations" -}}
+{{- if .Values.prometheus.scrape }}
+prometheus.io/scrape: "true"
+prometheus.io/path: /actuator/prometheus
+prometheus.io/port: {{ .Values.containerPort | quote }}
+{{- end }}
+{{- end }}

@@ -18,7 +18,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
@@ -189,12 +188,19 @@ public final class SafetensorsPipeline {
             + "the model as ONNX)"));
         return false;
       }
+      case PruneSpec.CORRELATION -> {
+        invalid.add(new Violation(at + ".method", "correlation pruning finds redundant neurons from their "
+            + "activations on calibration data, which needs a graph to run; a safetensors checkpoint has none (use "
+            + "magnitude, or upload the model as ONNX)"));
+        return false;
+      }
       case PruneSpec.NM -> {
         notBuilt.add(at + ".method: nm pruning of safetensors checkpoints is not built yet; use magnitude");
         return false;
       }
       default -> {
-        invalid.add(new Violation(at + ".method", "unknown pruning method '" + p.method() + "'"));
+        // The shared rule names the unknown method and the supported ones.
+        SpecValidator.validatePrune(p, at, invalid);
         return false;
       }
     }
@@ -255,7 +261,7 @@ public final class SafetensorsPipeline {
           ? "selects no tensor: by default a safetensors step takes the 2-D F32/F16/BF16 tensors named *.weight, "
               + "except embeddings, norms and lm_head" + (step.exclude().isEmpty() ? "" : ", that are not excluded")
               + "; name tensors with include"
-          : "selects no tensor: every included tensor is excluded"));
+          : SpecValidator.ALL_EXCLUDED));
       return;
     }
     if (!(step instanceof QuantizeSpec q)) {
@@ -278,33 +284,9 @@ public final class SafetensorsPipeline {
   /** Reports invalid patterns and patterns that match nothing; true when there is neither. */
   private static boolean checkPatterns(List<String> patterns, String field, List<TensorInfo> tensors,
       List<Violation> out) {
-    boolean valid = true;
-    for (int j = 0; j < patterns.size(); j++) {
-      String f = field + "[" + j + "]";
-      String regex = patterns.get(j);
-      if (regex == null) {
-        out.add(new Violation(f, "must not be null"));
-        valid = false;
-        continue;
-      }
-      Pattern p;
-      try {
-        p = Pattern.compile(regex);
-      } catch (PatternSyntaxException e) {
-        out.add(new Violation(f, "'" + regex + "' is not a valid regular expression: " + e.getDescription()
-            + " near index " + e.getIndex()));
-        valid = false;
-        continue;
-      }
-      if (tensors.stream().noneMatch(t -> isFloat(t.dtype()) && p.matcher(t.name()).matches())) {
-        String example = tensors.stream().filter(t -> isFloat(t.dtype())).map(TensorInfo::name).findFirst()
-            .map(n -> " (e.g. '" + n + "')").orElse("");
-        out.add(new Violation(f, "'" + regex + "' matches no F32/F16/BF16 tensor of the checkpoint; patterns must "
-            + "match the whole tensor name" + example));
-        valid = false;
-      }
-    }
-    return valid;
+    SpecValidator.PatternCheck c = SpecValidator.checkPatterns(patterns, field, tensors, t -> isFloat(t.dtype()),
+        "F32/F16/BF16 tensor of the checkpoint", out);
+    return c.compiled() && c.matched();
   }
 
   // ---- running ----

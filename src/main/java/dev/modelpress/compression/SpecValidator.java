@@ -4,6 +4,7 @@ import dev.modelpress.format.ModelSummary;
 import dev.modelpress.format.TensorInfo;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Predicate;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -379,8 +380,11 @@ public final class SpecValidator {
   }
 
   private static void validateSelection(StepSpec step, String at, List<TensorInfo> tensors, List<Violation> out) {
-    boolean patternsValid = checkPatterns(step.include(), at + ".include", tensors, out)
-        & checkPatterns(step.exclude(), at + ".exclude", tensors, out);
+    String candidates = "floating-point tensor of the model";
+    boolean patternsValid =
+        checkPatterns(step.include(), at + ".include", tensors, TensorSelector::isCandidate, candidates, out).compiled()
+        & checkPatterns(step.exclude(), at + ".exclude", tensors, TensorSelector::isCandidate, candidates, out)
+            .compiled();
     if (!patternsValid) {
       return;
     }
@@ -393,7 +397,7 @@ public final class SpecValidator {
           ? "selects no tensor: the model has no floating-point weight of rank >= 2 feeding MatMul, Gemm, "
               + "Conv, ConvTranspose or Gather" + (step.exclude().isEmpty() ? "" : " that is not excluded")
               + (step instanceof PruneSpec ? " and not protected" + PruningSteps.PROTECTED_HINT : "")
-          : "selects no tensor: every included tensor is excluded"));
+          : ALL_EXCLUDED));
       return;
     }
     for (TensorInfo t : selected) {
@@ -415,15 +419,32 @@ public final class SpecValidator {
     }
   }
 
-  /** Reports invalid patterns and patterns matching no candidate; true when all compile. */
-  private static boolean checkPatterns(List<String> patterns, String field, List<TensorInfo> tensors, List<Violation> out) {
-    boolean allValid = true;
+  /**
+   * What {@link #checkPatterns} found.
+   *
+   * @param compiled every pattern is non-null and compiles
+   * @param matched every pattern that compiled matches at least one candidate tensor
+   */
+  record PatternCheck(boolean compiled, boolean matched) {}
+
+  /** The message for a step whose excludes remove everything its includes selected. */
+  static final String ALL_EXCLUDED = "selects no tensor: every included tensor is excluded";
+
+  /**
+   * Reports include or exclude patterns that are null, do not compile, or match (the whole name of)
+   * no tensor that {@code candidate} accepts; {@code candidates} says what those are in the message,
+   * e.g. "floating-point tensor of the model". The ONNX and safetensors rules share it.
+   */
+  static PatternCheck checkPatterns(List<String> patterns, String field, List<TensorInfo> tensors,
+      Predicate<TensorInfo> candidate, String candidates, List<Violation> out) {
+    boolean compiled = true;
+    boolean matched = true;
     for (int j = 0; j < patterns.size(); j++) {
       String f = field + "[" + j + "]";
       String regex = patterns.get(j);
       if (regex == null) {
         out.add(new Violation(f, "must not be null"));
-        allValid = false;
+        compiled = false;
         continue;
       }
       Pattern p;
@@ -432,18 +453,17 @@ public final class SpecValidator {
       } catch (PatternSyntaxException e) {
         out.add(new Violation(f, "'" + regex + "' is not a valid regular expression: " + e.getDescription()
             + " near index " + e.getIndex()));
-        allValid = false;
+        compiled = false;
         continue;
       }
-      boolean matches = tensors.stream()
-          .anyMatch(t -> TensorSelector.isCandidate(t) && p.matcher(t.name()).matches());
-      if (!matches) {
-        String example = tensors.stream().filter(TensorSelector::isCandidate).map(TensorInfo::name)
+      if (tensors.stream().noneMatch(t -> candidate.test(t) && p.matcher(t.name()).matches())) {
+        String example = tensors.stream().filter(candidate).map(TensorInfo::name)
             .findFirst().map(n -> " (e.g. '" + n + "')").orElse("");
-        out.add(new Violation(f, "'" + regex + "' matches no floating-point tensor of the model; patterns "
+        out.add(new Violation(f, "'" + regex + "' matches no " + candidates + "; patterns "
             + "must match the whole tensor name" + example));
+        matched = false;
       }
     }
-    return allValid;
+    return new PatternCheck(compiled, matched);
   }
 }

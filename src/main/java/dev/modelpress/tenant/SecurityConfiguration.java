@@ -16,8 +16,8 @@ import org.springframework.security.web.authentication.UsernamePasswordAuthentic
 
 /**
  * The security chain: stateless, no sessions, cookies or CSRF tokens (every request carries its
- * credential). {@code /v1/**} needs a tenant credential, tenant and key management the admin role;
- * health, the contract and Swagger UI stay open. OIDC bearer tokens are accepted only when Spring
+ * credential). {@code /v1/**} needs a tenant credential, tenant and key management and the orphan
+ * sweep the admin role; health, Prometheus metrics, the contract and Swagger UI stay open. OIDC bearer tokens are accepted only when Spring
  * Boot has built a {@link JwtDecoder} from {@code spring.security.oauth2.resourceserver.jwt.*}.
  */
 @Configuration(proxyBeanMethods = false)
@@ -46,8 +46,9 @@ class SecurityConfiguration {
             // The orphan sweep reads and may delete every tenant's objects.
             .requestMatchers("/actuator/orphans", "/actuator/orphans/**").hasRole("ADMIN")
             .requestMatchers("/v1/**").authenticated()
-            .requestMatchers("/actuator/health", "/actuator/health/**", "/actuator/info", "/openapi.yaml",
-                "/swagger-ui.html", "/swagger-ui/**", "/v3/api-docs/**", "/error").permitAll()
+            // Probes and Prometheus scrapers send no credential (docs/deploy.md).
+            .requestMatchers("/actuator/health", "/actuator/health/**", "/actuator/info", "/actuator/prometheus",
+                "/openapi.yaml", "/swagger-ui.html", "/swagger-ui/**", "/v3/api-docs/**", "/error").permitAll()
             .anyRequest().authenticated())
         .addFilterBefore(new ApiKeyAuthenticationFilter(tenants, entryPoint), UsernamePasswordAuthenticationFilter.class)
         .addFilterBefore(new QuotaFilter(rates, storage, quotas, problems), AnonymousAuthenticationFilter.class);

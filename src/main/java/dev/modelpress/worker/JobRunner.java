@@ -11,7 +11,6 @@ import dev.modelpress.compression.OnnxPipeline;
 import dev.modelpress.compression.PipelineContext;
 import dev.modelpress.compression.PipelineResult;
 import dev.modelpress.compression.StepSpec;
-import dev.modelpress.compression.TensorReport;
 import dev.modelpress.dataset.DatasetEntity;
 import dev.modelpress.dataset.DatasetService;
 import dev.modelpress.evaluation.EvaluationException;
@@ -31,7 +30,6 @@ import dev.modelpress.model.ModelEntity;
 import dev.modelpress.model.ModelService;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import dev.modelpress.system.ApiProblem;
 import dev.modelpress.system.Problems;
 import java.io.IOException;
@@ -39,7 +37,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
@@ -224,19 +221,8 @@ class JobRunner {
     // ---- w2-prune (end) ----
     Instant compressed = clock.instant();
 
-    FidelityReport fidelity = null;
-    if (evaluation != null) {
-      exec.step(phases, "evaluate");
-      exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
-      exec.checkpoint();
-      List<NdArray> data = datasets.load(evaluation, work);
-      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
-        fidelity = evaluator.compare(originalFile, outFile, data,
-            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
-      }
-      exec.endStep();
-      exec.checkpoint();
-    }
+    FidelityReport fidelity = evaluation == null ? null
+        : evaluate(exec, phases, evaluation, work, originalFile, outFile, spec.evaluationSamples());
     // ---- w2-prune (begin): gzip container, structured-pruning latency ----
     pruning.afterEvaluation(originalFile, outFile, fidelity, props.evaluationThreads(),
         OnnxModels.summarize(original).inputs());
@@ -246,39 +232,26 @@ class JobRunner {
     long bytesBefore = Files.size(originalFile);
     long bytesAfter = Files.size(outFile);
     ReportSummary summary = summarize(result, fidelity, bytesBefore, bytesAfter, model.getParameterCount());
-    Map<String, Object> report = new LinkedHashMap<>();
-    report.put("job", job.getId());
-    report.put("attempt", exec.claim.attempt());
-    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
-        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
-    report.put("steps", spec.steps());
-    report.put("summary", summary);
+    JobReport report = new JobReport(job, exec.claim.attempt(), model, null, spec.steps(), summary);
     // -- report sections (size, per-layer breakdown) read by the report page (docs/reports.md) --
     List<ReportSections.Layer> layers = ReportSections.layers(result);
     report.put("size", ReportSections.size(bytesBefore, bytesAfter, model.getParameterCount(),
         OnnxModels.summarize(result.model()).parameterCount(), layers));
     report.put("layers", layers);
     // -- end report sections --
-    report.put("stepReports", result.steps());
-    if (fidelity != null) {
-      report.put("fidelity", fidelity);
-    }
-    report.put("timings", Map.of(
-        "compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
-        "evaluateSeconds", Duration.between(compressed, evaluated).toMillis() / 1000.0));
-    report.putAll(pruning.sections()); // w2-prune
+    report.put("stepReports", result.steps())
+        .putIfPresent("fidelity", fidelity)
+        .put("timings", JobReport.timings(started, compressed, evaluated))
+        .putAll(pruning.sections()); // w2-prune
     // -- provenance: versions, input digests, seeds and the request that reproduces the artifact --
     Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
     Map<String, Object> inputs = new LinkedHashMap<>();
-    inputs.put("model",
-        ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()));
+    inputs.put("model", JobReport.input(model));
     if (training != null) {
-      inputs.put("trainingDataset", ReportSections.ordered("id", training.getId(), "sha256", training.getSha256(),
-          "bytes", training.getBytes()));
+      inputs.put("trainingDataset", JobReport.input(training));
     }
     if (evaluation != null) {
-      inputs.put("evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
-          "bytes", evaluation.getBytes()));
+      inputs.put("evaluationDataset", JobReport.input(evaluation));
     }
     String specJson = json.writeValueAsString(spec);
     inputs.put("specSha256", Provenance.sha256(specJson));
@@ -307,17 +280,35 @@ class JobRunner {
         ReportSections.ordered("name", "model.onnx", "bytes", bytesAfter, "sha256", Provenance.sha256(outFile)));
     report.put("provenance", provenance);
     // -- end provenance --
-    Path reportFile = work.resolve("report.json");
-    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+    Path reportFile = report.write(json, work);
 
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
-    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(outFile, "model.onnx", "application/octet-stream"));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     for (PruningOutputs.Extra extra : pruning.extras()) { // w2-prune
-      artifacts.add(put(prefix + extra.name(), extra.file(), extra.name(), extra.contentType(), storedKeys));
+      artifacts.add(uploads.put(extra.file(), extra.name(), extra.contentType()));
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
+  }
+
+  /**
+   * The last phase of a job with an evaluation dataset: run the original and the result in ONNX
+   * Runtime on it and measure fidelity and latency.
+   */
+  private FidelityReport evaluate(JobExecution exec, int phases, DatasetEntity evaluation, Path work, Path original,
+      Path candidate, int samples) throws IOException, FormatException, EvaluationException {
+    exec.step(phases, "evaluate");
+    exec.progress(progress(phases, phases, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
+    exec.checkpoint();
+    List<NdArray> data = datasets.load(evaluation, work);
+    FidelityReport fidelity;
+    try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
+      fidelity = evaluator.compare(original, candidate, data, EvaluationOptions.defaults().withMaxSamples(samples));
+    }
+    exec.endStep();
+    exec.checkpoint();
+    return fidelity;
   }
 
   // ---- training steps (begin) ----
@@ -399,19 +390,8 @@ class JobRunner {
     Instant compressed = clock.instant();
     // ONNX Runtime loads both models from their directories (external data beside them) into
     // native memory; the JVM heap holds only the dataset and the outputs of one batch.
-    FidelityReport fidelity = null;
-    if (evaluation != null) {
-      exec.step(1, "evaluate");
-      exec.progress(progress(2, 2, "evaluate", 0, 1, "running original and result in ONNX Runtime"));
-      exec.checkpoint();
-      List<NdArray> data = datasets.load(evaluation, work);
-      try (FidelityEvaluator evaluator = new FidelityEvaluator(props.evaluationThreads())) {
-        fidelity = evaluator.compare(modelFile, outFile, data,
-            EvaluationOptions.defaults().withMaxSamples(spec.evaluationSamples()));
-      }
-      exec.endStep();
-      exec.checkpoint();
-    }
+    FidelityReport fidelity = evaluation == null ? null
+        : evaluate(exec, phases, evaluation, work, modelFile, outFile, spec.evaluationSamples());
     Path dataFile = output.resolve("model.onnx.data");
     long bytesBefore;
     try (Stream<Path> files = Files.walk(input)) {
@@ -420,30 +400,20 @@ class JobRunner {
     long bytesAfter = Files.size(outFile) + Files.size(dataFile);
     PipelineResult result = new PipelineResult(null, List.of(step));
     ReportSummary summary = summarize(result, fidelity, bytesBefore, bytesAfter, model.getParameterCount());
-    Map<String, Object> report = new LinkedHashMap<>();
-    report.put("job", job.getId());
-    report.put("attempt", exec.claim.attempt());
-    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
-        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
-    report.put("steps", spec.steps());
-    report.put("summary", summary);
-    report.put("layers", ReportSections.layers(result));
-    report.put("stepReports", result.steps());
-    report.put("output", ReportSections.ordered("layout", "model.onnx + model.onnx.data (external data; download both "
-        + "into one directory)", "modelBytes", Files.size(outFile), "dataBytes", Files.size(dataFile)));
-    if (fidelity != null) {
-      report.put("fidelity", fidelity);
-    }
-    report.put("timings", Map.of("compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0,
-        "evaluateSeconds", Duration.between(compressed, clock.instant()).toMillis() / 1000.0));
-    Path reportFile = work.resolve("report.json");
-    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    Instant evaluated = clock.instant();
+    Path reportFile = new JobReport(job, exec.claim.attempt(), model, null, spec.steps(), summary)
+        .put("layers", ReportSections.layers(result))
+        .put("stepReports", result.steps())
+        .put("output", ReportSections.ordered("layout", "model.onnx + model.onnx.data (external data; download both "
+            + "into one directory)", "modelBytes", Files.size(outFile), "dataBytes", Files.size(dataFile)))
+        .putIfPresent("fidelity", fidelity)
+        .put("timings", JobReport.timings(started, compressed, evaluated))
+        .write(json, work);
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
-    artifacts.add(put(prefix + "model.onnx", outFile, "model.onnx", "application/octet-stream", storedKeys));
-    artifacts.add(put(prefix + "model.onnx.data", dataFile, "model.onnx.data", "application/octet-stream",
-        storedKeys));
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(outFile, "model.onnx", "application/octet-stream"));
+    artifacts.add(uploads.put(dataFile, "model.onnx.data", "application/octet-stream"));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
   // ---- w4-qgraph (end) ----
@@ -454,39 +424,29 @@ class JobRunner {
       throws IOException, FormatException, EvaluationException {
     SearchSpecs.Search search = SearchSpecs.read(spec.steps().getFirst());
     List<NdArray> data = datasets.load(evaluation, work);
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     SearchRunner.Result result = new SearchRunner(store, json, clock, props.evaluationThreads())
-        .run(search, exec, work, originalFile, original, data, spec.evaluationSamples(), prefix + "model.onnx",
+        .run(search, exec, work, originalFile, original, data, spec.evaluationSamples(), uploads.key("model.onnx"),
             storedKeys);
     result.summary().parameters(model.getParameterCount());
-    Map<String, Object> report = new LinkedHashMap<>();
-    report.put("job", job.getId());
-    report.put("attempt", exec.claim.attempt());
-    report.put("model", Map.of("id", model.getId(), "name", model.getName(), "sha256", model.getSha256(),
-        "bytes", model.getBytes(), "parameters", model.getParameterCount()));
-    report.put("steps", spec.steps());
-    report.put("summary", result.summary());
-    report.put("search", result.section());
+    JobReport report = new JobReport(job, exec.claim.attempt(), model, null, spec.steps(), result.summary())
+        .put("search", result.section());
     Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
-    provenance.put("inputs", ReportSections.ordered(
-        "model", ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()),
-        "evaluationDataset", ReportSections.ordered("id", evaluation.getId(), "sha256", evaluation.getSha256(),
-            "bytes", evaluation.getBytes()),
+    provenance.put("inputs", ReportSections.ordered("model", JobReport.input(model),
+        "evaluationDataset", JobReport.input(evaluation),
         "specSha256", Provenance.sha256(json.writeValueAsString(spec))));
     if (result.best() != null) {
       provenance.put("output", ReportSections.ordered("name", "model.onnx", "bytes", result.best().size(),
           "sha256", result.best().sha256()));
     }
-    report.put("provenance", provenance);
-    Path reportFile = work.resolve("report.json");
-    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+    Path reportFile = report.put("provenance", provenance).write(json, work);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
     if (result.best() != null) {
       // Stored the moment it was found; only the row is written now.
       artifacts.add(new JobQueue.NewArtifact("model.onnx", result.best().key(), "application/octet-stream",
           result.best().size(), result.best().sha256()));
     }
-    artifacts.add(put(prefix + "report.json", reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     Map<?, ?> section = result.section();
     JobProgress done = new JobProgress().step(1).steps(1).stepType(SearchSpecs.TYPE)
         .item((Integer) section.get("trialsDone")).items((Integer) section.get("trialsPlanned"))
@@ -495,18 +455,6 @@ class JobRunner {
     return new Outcome(result.summary(), json.writeValueAsString(done), artifacts, result.cancelled());
   }
   // ---- w3-search (end) ----
-
-  private JobQueue.NewArtifact put(String key, Path file, String name, String contentType, List<String> storedKeys)
-      throws IOException {
-    storedKeys.add(key);
-    StoredObject stored;
-    try {
-      stored = store.put(key, file);
-    } catch (IOException | UncheckedIOException e) {
-      throw new StorageFailure(key, e);
-    }
-    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
-  }
 
   /** The artifact store failed to take a result: a reason the client can act on (retry later). */
   static final class StorageFailure extends RuntimeException {
@@ -524,23 +472,7 @@ class JobRunner {
 
   private static ReportSummary summarize(PipelineResult result, FidelityReport fidelity, long bytesBefore,
       long bytesAfter, long parameters) {
-    ReportSummary summary = new ReportSummary()
-        .bytesBefore(bytesBefore)
-        .bytesAfter(bytesAfter)
-        .compressionRatio(bytesAfter == 0 ? null : (double) bytesBefore / bytesAfter)
-        .parameters(parameters);
-    // Sparsity of the compressed tensors as they leave the last step that touched them.
-    Map<String, TensorReport> last = new LinkedHashMap<>();
-    result.steps().forEach(s -> s.tensors().forEach(t -> last.put(t.name(), t)));
-    long params = 0;
-    double zeros = 0;
-    for (TensorReport t : last.values()) {
-      params += t.parameters();
-      zeros += t.sparsityAfter() * t.parameters();
-    }
-    if (params > 0) {
-      summary.sparsity(zeros / params);
-    }
+    ReportSummary summary = JobReport.summary(result.steps(), bytesBefore, bytesAfter, parameters);
     if (fidelity != null) {
       FidelitySummaries.apply(fidelity, summary);
     }

@@ -4,7 +4,6 @@ import dev.modelpress.api.dto.ReportSummary;
 import dev.modelpress.compression.PipelineResult;
 import dev.modelpress.compression.SafetensorsPipeline;
 import dev.modelpress.compression.StepSpec;
-import dev.modelpress.compression.TensorReport;
 import dev.modelpress.format.FormatException;
 import dev.modelpress.format.archive.ArchiveReader;
 import dev.modelpress.format.safetensors.SafetensorsShards;
@@ -13,13 +12,10 @@ import dev.modelpress.job.JobQueue;
 import dev.modelpress.job.JobService;
 import dev.modelpress.model.ModelEntity;
 import dev.modelpress.storage.ArtifactStore;
-import dev.modelpress.storage.StoredObject;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -111,14 +107,8 @@ final class SafetensorsJob {
     for (Path p : outputs) {
       bytesAfter += Files.size(p);
     }
-    ReportSummary summary = summary(result, bytesBefore, bytesAfter, model.getParameterCount());
-    Map<String, Object> report = new LinkedHashMap<>();
-    report.put("job", job.getId());
-    report.put("attempt", exec.claim.attempt());
-    report.put("model", ReportSections.ordered("id", model.getId(), "name", model.getName(), "format", "safetensors",
-        "sha256", model.getSha256(), "bytes", model.getBytes(), "parameters", model.getParameterCount()));
-    report.put("steps", spec.steps());
-    report.put("summary", summary);
+    ReportSummary summary = JobReport.summary(result.steps(), bytesBefore, bytesAfter, model.getParameterCount());
+    JobReport report = new JobReport(job, exec.claim.attempt(), model, "safetensors", spec.steps(), summary);
     List<ReportSections.Layer> layers = ReportSections.layers(new PipelineResult(null, result.steps()));
     // Quantization replaces a weight by codes + scales: the parameter count is unchanged.
     report.put("size", ReportSections.size(bytesBefore, bytesAfter, model.getParameterCount(),
@@ -128,11 +118,10 @@ final class SafetensorsJob {
     if (result.quantizationConfig() != null) {
       report.put("quantizationConfig", json.readTree(result.quantizationConfig()));
     }
-    report.put("timings", Map.of("compressSeconds", Duration.between(started, compressed).toMillis() / 1000.0));
+    report.put("timings", JobReport.timings(started, compressed, null));
     Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
     String specJson = json.writeValueAsString(spec);
-    provenance.put("inputs", ReportSections.ordered(
-        "model", ReportSections.ordered("id", model.getId(), "sha256", model.getSha256(), "bytes", model.getBytes()),
+    provenance.put("inputs", ReportSections.ordered("model", JobReport.input(model),
         "specSha256", Provenance.sha256(specJson), "spec", json.readTree(specJson)));
     provenance.put("reproduce", ReportSections.ordered("modelId", model.getId(), "steps", spec.steps()));
     if (sharded == null) {
@@ -147,58 +136,23 @@ final class SafetensorsJob {
       provenance.put("outputs", files);
     }
     report.put("provenance", provenance);
-    Path reportFile = work.resolve("report.json");
-    json.writerWithDefaultPrettyPrinter().writeValue(reportFile.toFile(), report);
+    Path reportFile = report.write(json, work);
 
-    String prefix = "jobs/" + job.getId() + "/attempt-" + exec.claim.attempt() + "/";
+    AttemptArtifacts uploads = new AttemptArtifacts(store, job, exec.claim.attempt(), storedKeys);
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
     for (Path p : outputs) {
-      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/octet-stream", storedKeys));
+      artifacts.add(uploads.put(p, p.getFileName().toString(), "application/octet-stream"));
     }
     for (Path p : extra) {
-      artifacts.add(put(prefix, p, p.getFileName().toString(), "application/json", storedKeys));
+      artifacts.add(uploads.put(p, p.getFileName().toString(), "application/json"));
     }
     if (result.quantizationConfig() != null) {
       Path config = work.resolve("quantization_config.json");
       json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(),
           Map.of("quantization_config", json.readTree(result.quantizationConfig())));
-      artifacts.add(put(prefix, config, "quantization_config.json", "application/json", storedKeys));
+      artifacts.add(uploads.put(config, "quantization_config.json", "application/json"));
     }
-    artifacts.add(put(prefix, reportFile, "report.json", "application/json", storedKeys));
+    artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     return new Done(summary, artifacts);
-  }
-
-  private static ReportSummary summary(SafetensorsPipeline.Result result, long bytesBefore, long bytesAfter,
-      long parameters) {
-    ReportSummary summary = new ReportSummary()
-        .bytesBefore(bytesBefore)
-        .bytesAfter(bytesAfter)
-        .compressionRatio(bytesAfter == 0 ? null : (double) bytesBefore / bytesAfter)
-        .parameters(parameters);
-    Map<String, TensorReport> last = new LinkedHashMap<>();
-    result.steps().forEach(s -> s.tensors().forEach(t -> last.put(t.name(), t)));
-    long params = 0;
-    double zeros = 0;
-    for (TensorReport t : last.values()) {
-      params += t.parameters();
-      zeros += t.sparsityAfter() * t.parameters();
-    }
-    if (params > 0) {
-      summary.sparsity(zeros / params);
-    }
-    return summary;
-  }
-
-  private JobQueue.NewArtifact put(String prefix, Path file, String name, String contentType, List<String> storedKeys)
-      throws IOException {
-    String key = prefix + name;
-    storedKeys.add(key);
-    StoredObject stored;
-    try {
-      stored = store.put(key, file);
-    } catch (IOException | UncheckedIOException e) {
-      throw new JobRunner.StorageFailure(key, e);
-    }
-    return new JobQueue.NewArtifact(name, key, contentType, stored.size(), stored.sha256());
   }
 }

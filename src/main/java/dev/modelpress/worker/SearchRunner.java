@@ -8,7 +8,6 @@ import dev.modelpress.compression.CompressionException;
 import dev.modelpress.compression.OnnxPipeline;
 import dev.modelpress.compression.PipelineResult;
 import dev.modelpress.compression.StepSpec;
-import dev.modelpress.compression.TensorReport;
 import dev.modelpress.evaluation.EvaluationException;
 import dev.modelpress.evaluation.EvaluationOptions;
 import dev.modelpress.evaluation.FidelityEvaluator;
@@ -309,7 +308,8 @@ final class SearchRunner {
       Map<String, Object> fidelity = ReportSections.ordered("samples", f.samples(),
           "accuracyBefore", s.getAccuracyBefore(), "accuracyAfter", s.getAccuracyAfter(),
           "top1Agreement", s.getTop1Agreement(), "meanCosine", s.getMeanCosine(), "maxAbsError", s.getMaxAbsError(),
-          "originalP50Millis", f.original() == null ? null : f.original().p50Millis(), "sparsity", sparsity(result));
+          "originalP50Millis", f.original() == null ? null : f.original().p50Millis(),
+          "sparsity", JobReport.sparsity(result.steps()));
       return new Trial(recipe, steps, exclusions, Files.size(file), f.candidate() == null ? null : f.candidate().p50Millis(),
           metric, search.meets(metric), null, fidelity);
     } catch (CompressionException | ApiProblem e) {
@@ -318,18 +318,6 @@ final class SearchRunner {
       Files.deleteIfExists(file);
       return new Trial(recipe, steps, exclusions, 0, null, null, false, e.getMessage(), Map.of());
     }
-  }
-
-  private static Double sparsity(PipelineResult result) {
-    Map<String, TensorReport> last = new LinkedHashMap<>();
-    result.steps().forEach(s -> s.tensors().forEach(t -> last.put(t.name(), t)));
-    long params = 0;
-    double zeros = 0;
-    for (TensorReport t : last.values()) {
-      params += t.parameters();
-      zeros += t.sparsityAfter() * t.parameters();
-    }
-    return params == 0 ? null : zeros / params;
   }
 
   /** The constrained metric: accuracy drop in percentage points, cosine or top-1 agreement. */

@@ -179,6 +179,24 @@ class SafetensorsPipelineTest {
   }
 
   @Test
+  void correlationIsRefusedForNeedingActivationsAndAnUnknownMethodGetsTheSharedMessage() {
+    List<dev.modelpress.format.TensorInfo> tensors = List.of(
+        new dev.modelpress.format.TensorInfo(UP, "BF16", List.of(64L, 256L), List.of()));
+    SafetensorsPipeline.Check c = SafetensorsPipeline.check(List.of(
+        new PruneSpec(PruneSpec.CORRELATION, 0.5, null, PruneSpec.Scope.LAYER, List.of(), List.of())), tensors);
+    assertThat(c.invalid()).singleElement().satisfies(v -> {
+      assertThat(v.field()).isEqualTo("steps[0].method");
+      assertThat(v.message()).startsWith("correlation pruning finds redundant neurons from their activations");
+    });
+    PruneSpec random = new PruneSpec("random", 0.5, null, PruneSpec.Scope.LAYER, List.of(), List.of());
+    List<Violation> shared = new java.util.ArrayList<>();
+    SpecValidator.validatePrune(random, "steps[0]", shared);
+    assertThat(SafetensorsPipeline.check(List.of(random), tensors).invalid()).isEqualTo(shared)
+        .containsExactly(new Violation("steps[0].method",
+            "unknown pruning method 'random'; supported: magnitude, nm, structured, wanda, sparsegpt, correlation"));
+  }
+
+  @Test
   void checkNamesTheFieldOfEveryStepThatCannotRunOnACheckpoint() {
     List<dev.modelpress.format.TensorInfo> tensors = List.of(
         new dev.modelpress.format.TensorInfo(UP, "BF16", List.of(64L, 256L), List.of()),

@@ -130,6 +130,22 @@ class HelmManifestsTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"default", "production"})
+  void apiAndWorkerPodsAreAnnotatedForPrometheusOnTheHttpPort(String values) throws IOException {
+    Manifests m = load(values);
+    for (String deployment : List.of("modelpress-api", "modelpress-worker")) {
+      Map<String, Object> d = m.named("Deployment", deployment);
+      Map<String, Object> annotations =
+          map(map(map(map(d.get("spec")).get("template")).get("metadata")).get("annotations"));
+      // The path answers without an API key (ApiKeyTest); the port is the container's only one.
+      assertThat(annotations).containsEntry("prometheus.io/scrape", "true")
+          .containsEntry("prometheus.io/path", "/actuator/prometheus")
+          .containsEntry("prometheus.io/port", String.valueOf(list(container(d).get("ports")).getFirst()
+              .get("containerPort")));
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"default", "production"})
   void podsRunAsNonRootOnAReadOnlyRootWithWritableDataAndTmp(String values) throws IOException {
     Manifests m = load(values);
     for (Map<String, Object> d : m.ofKind("Deployment")) {

@@ -158,6 +158,29 @@ class ApiKeyTest {
   }
 
   @Test
+  void prometheusAnswersWithoutACredentialWhileTheOrphanSweepNeedsAnAdminKey() {
+    Api admin = new Api(port);
+    Api anonymous = admin.anonymous();
+    Api.Response metrics = anonymous.get("/actuator/prometheus");
+    assertThat(metrics.status()).isEqualTo(200);
+    assertThat(metrics.header("Content-Type")).startsWith("text/plain");
+    assertThat(metrics.body()).contains("jvm_memory_used_bytes{", "application=\"modelpress\"");
+    assertThat(anonymous.get("/actuator/health/readiness").status()).isEqualTo(200);
+
+    Api.Response noKey = anonymous.get("/actuator/orphans");
+    assertThat(noKey.status()).isEqualTo(401);
+    assertThat(noKey.problemType()).isEqualTo(PROBLEMS + "unauthorized");
+    Api member = admin.withKey(Tenants.newKey(admin, "default", "member").get("key").asString());
+    assertThat(member.get("/actuator/orphans").status()).isEqualTo(403);
+    assertThat(member.postJson("/actuator/orphans", "{}").status()).isEqualTo(403);
+    // mode report: the sweep only lists what it finds.
+    Api.Response swept = admin.postJson("/actuator/orphans", "{}");
+    assertThat(swept.status()).as(swept.body()).isEqualTo(200);
+    assertThat(swept.json().get("orphanObjects").isArray()).isTrue();
+    assertThat(admin.get("/actuator/orphans").status()).isEqualTo(200);
+  }
+
+  @Test
   void aKeyOfADifferentShapeInTheBearerHeaderIsNotTreatedAsAnApiKey() {
     // No JWT decoder in this context: a non-key bearer token is simply not a credential.
     Api.Response r = new Api(port).withKey("eyJhbGciOiJSUzI1NiJ9.e30.c2ln").get("/v1/models");
