@@ -52,11 +52,8 @@ public final class SpecValidator {
             + "codes the shared float weights; share is the last step that changes weight values"));
       }
       switch (step) {
-        // ---- w3-wanda (begin) ----
         case PruneSpec p when p.method().equals(PruneSpec.WANDA) || p.method().equals(PruneSpec.SPARSEGPT) ->
             validateActivationPrune(p, at, hasCalibration, violations);
-        // ---- w3-wanda (end) ----
-        // ---- w4-prune: data-aware structured and correlation pruning (begin) ----
         case PruneSpec p when p.method().equals(PruneSpec.CORRELATION) ->
             validateCorrelation(p, at, hasCalibration, violations);
         case PruneSpec p when p.method().equals(PruneSpec.STRUCTURED) && p.criterion() == PruneSpec.Criterion.ACTIVATION -> {
@@ -66,7 +63,6 @@ public final class SpecValidator {
           }
           validatePrune(p, at, violations);
         }
-        // ---- w4-prune (end) ----
         case PruneSpec p -> validatePrune(p, at, violations);
         case QuantizeSpec q -> validateQuantize(q, at, model.opsets().getOrDefault("", 0L), violations);
         case ShareSpec sh -> validateShare(sh, at, violations);
@@ -100,7 +96,6 @@ public final class SpecValidator {
     }
   }
 
-  // ---- w3-wanda (begin) ----
   private static void validateActivationPrune(PruneSpec p, String at, boolean hasCalibration, List<Violation> out) {
     if (!hasCalibration) {
       out.add(new Violation("calibrationDatasetId", at + " (" + p.method() + " pruning) needs a calibration "
@@ -118,11 +113,9 @@ public final class SpecValidator {
       out.add(new Violation(at + ".sparsity", "must be at least 0 and below 1 (got " + p.sparsity() + ")"));
     }
   }
-  // ---- w3-wanda (end) ----
 
-  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  // package-private so SafetensorsPipeline.check applies the same value rules
   static void validatePrune(PruneSpec p, String at, List<Violation> out) {
-    // ---- w2-prune: N:M and structured (begin) ----
     switch (p.method()) {
       case PruneSpec.MAGNITUDE -> {}
       case PruneSpec.NM -> {
@@ -139,7 +132,6 @@ public final class SpecValidator {
         return;
       }
     }
-    // ---- w2-prune (end) ----
     if (p.sparsity() != null && p.threshold() != null) {
       out.add(new Violation(at, "give either sparsity or threshold, not both"));
     } else if (p.sparsity() == null && p.threshold() == null) {
@@ -159,7 +151,6 @@ public final class SpecValidator {
     }
   }
 
-  // ---- w4-prune (begin) ----
   private static void validateCorrelation(PruneSpec p, String at, boolean hasCalibration, List<Violation> out) {
     if (!hasCalibration) {
       out.add(new Violation("calibrationDatasetId", at + " (correlation pruning) needs a calibration dataset: "
@@ -180,9 +171,6 @@ public final class SpecValidator {
       out.add(new Violation(at + ".scope", "correlation pruning works layer by layer; use layer"));
     }
   }
-  // ---- w4-prune (end) ----
-
-  // ---- w2-prune: N:M, structured and share checks (begin) ----
 
   /** Largest group size M accepted for N:M pruning. */
   static final int MAX_M = 64;
@@ -217,7 +205,7 @@ public final class SpecValidator {
     if (p.scope() == PruneSpec.Scope.GLOBAL) {
       out.add(new Violation(at + ".scope", "structured pruning removes the same fraction of every layer; use layer"));
     }
-    // w4-prune: heads are ranked by their weights' norms only.
+    // heads are ranked by their weights' norms only.
     if (p.target() == PruneSpec.Target.HEADS && p.criterion() == PruneSpec.Criterion.ACTIVATION) {
       out.add(new Violation(at + ".criterion", "attention heads are ranked by the l1 or l2 norm of their weights; "
           + "activation applies to channels, filters and neurons"));
@@ -258,11 +246,9 @@ public final class SpecValidator {
     }
   }
 
-  // ---- w2-prune (end) ----
-
   // ---- weight-only quantization schemes (bits, grid, granularity, group, dtype, format) ----
 
-  // w4-st: package-private so SafetensorsPipeline.check applies the same value rules
+  // package-private so SafetensorsPipeline.check applies the same value rules
   static void validateQuantize(QuantizeSpec q, String at, long opset, List<Violation> out) {
     String w = at + ".weights";
     if (!q.isInteger()) {

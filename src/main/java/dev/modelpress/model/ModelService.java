@@ -46,7 +46,7 @@ public class ModelService {
   private final TransactionTemplate tx;
   private final JdbcClient jdbc;
   private final StorageQuota quota;
-  /** Caps on sharded-checkpoint archives (w4-st), set from configuration below. */
+  /** Caps on sharded-checkpoint archives, set from configuration below. */
   private ArchiveReader.Limits archiveLimits =
       dev.modelpress.format.safetensors.SafetensorsShards.DEFAULT_LIMITS;
   private final UploadSpool spool;

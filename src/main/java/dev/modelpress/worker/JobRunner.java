@@ -95,7 +95,7 @@ class JobRunner {
       JobEntity job = jobs.find(claim.jobId()).orElseThrow();
       log.info("Running job {} (attempt {})", claim.jobId(), claim.attempt());
       Outcome outcome = execute(job, exec, work, storedKeys);
-      boolean recorded = outcome.cancelled() // w3-search: a cancelled search keeps what it found
+      boolean recorded = outcome.cancelled() // a cancelled search keeps what it found
           ? queue.cancelledWithArtifacts(claim, json.writeValueAsString(outcome.summary()), outcome.progress(),
               outcome.artifacts())
           : queue.succeed(claim, json.writeValueAsString(outcome.summary()), outcome.progress(), outcome.artifacts());
@@ -173,29 +173,23 @@ class JobRunner {
             new MissingInput("dataset " + job.getCalibrationDatasetId() + " was deleted before the job ran"));
     int phases = steps.size() + (evaluation == null ? 0 : 1);
 
-    // ---- w4-qgraph: external-data models (begin) ----
     if (ModelService.isArchive(model)) {
       return executeExternal(job, exec, work, storedKeys, spec, steps, model, evaluation, started);
     }
-    // ---- w4-qgraph (end) ----
     Path originalFile = models.localCopy(model, work);
-    // ---- w4-st (begin): safetensors checkpoints run file to file in SafetensorsJob ----
     if ("safetensors".equals(model.getFormat())) {
       SafetensorsJob.Done done = new SafetensorsJob(store, json, clock)
           .run(job, exec, spec, steps, model, originalFile, work, storedKeys, this::progress);
       return new Outcome(done.summary(), progress(1, 1, "done", 1, 1, "finished"), done.artifacts());
     }
-    // ---- w4-st (end) ----
     ModelProto original = OnnxModels.read(originalFile);
     exec.checkpoint();
-    // ---- w3-search (begin) ----
     if (spec.steps().size() == 1 && SearchSpecs.TYPE.equals(spec.steps().getFirst().getType())) {
       if (evaluation == null) {
         throw new MissingInput("a search job needs its evaluation dataset");
       }
       return executeSearch(job, exec, work, storedKeys, spec, model, evaluation, originalFile, original);
     }
-    // ---- w3-search (end) ----
     PipelineContext context = new PipelineContext(calibration == null ? null : datasets.load(calibration, work), work,
         spec.calibrationSamples() == null ? PipelineContext.DEFAULT_MAX_CALIBRATION_SAMPLES : spec.calibrationSamples(),
         8, props.evaluationThreads());
@@ -215,18 +209,14 @@ class JobRunner {
     exec.endStep();
     Path outFile = work.resolve("model.onnx");
     OnnxModels.write(result.model(), outFile);
-    // ---- w2-prune (begin): Deep Compression archive, decoded model.onnx ----
     PruningOutputs pruning = new PruningOutputs(steps, work);
     pruning.afterCompression(result.model(), outFile);
-    // ---- w2-prune (end) ----
     Instant compressed = clock.instant();
 
     FidelityReport fidelity = evaluation == null ? null
         : evaluate(exec, phases, evaluation, work, originalFile, outFile, spec.evaluationSamples());
-    // ---- w2-prune (begin): gzip container, structured-pruning latency ----
     pruning.afterEvaluation(originalFile, outFile, fidelity, props.evaluationThreads(),
         OnnxModels.summarize(original).inputs());
-    // ---- w2-prune (end) ----
     Instant evaluated = clock.instant();
 
     long bytesBefore = Files.size(originalFile);
@@ -242,7 +232,7 @@ class JobRunner {
     report.put("stepReports", result.steps())
         .putIfPresent("fidelity", fidelity)
         .put("timings", JobReport.timings(started, compressed, evaluated))
-        .putAll(pruning.sections()); // w2-prune
+        .putAll(pruning.sections());
     // -- provenance: versions, input digests, seeds and the request that reproduces the artifact --
     Map<String, Object> provenance = new LinkedHashMap<>(Provenance.describe());
     Map<String, Object> inputs = new LinkedHashMap<>();
@@ -286,7 +276,7 @@ class JobRunner {
     List<JobQueue.NewArtifact> artifacts = new ArrayList<>();
     artifacts.add(uploads.put(outFile, "model.onnx", "application/octet-stream"));
     artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
-    for (PruningOutputs.Extra extra : pruning.extras()) { // w2-prune
+    for (PruningOutputs.Extra extra : pruning.extras()) {
       artifacts.add(uploads.put(extra.file(), extra.name(), extra.contentType()));
     }
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
@@ -358,7 +348,6 @@ class JobRunner {
   }
   // ---- training steps (end) ----
 
-  // ---- w4-qgraph: external-data models (begin) ----
   /**
    * A model uploaded as an archive with external data: unpack it under the upload limits, run the
    * streaming weight-only quantizer (bounded heap, one tensor and one piece at a time) from the
@@ -416,9 +405,7 @@ class JobRunner {
     artifacts.add(uploads.put(reportFile, "report.json", "application/json"));
     return new Outcome(summary, progress(phases, phases, "done", 1, 1, "finished"), artifacts);
   }
-  // ---- w4-qgraph (end) ----
 
-  // ---- w3-search (begin) ----
   private Outcome executeSearch(JobEntity job, JobExecution exec, Path work, List<String> storedKeys,
       JobService.StoredSpec spec, ModelEntity model, DatasetEntity evaluation, Path originalFile, ModelProto original)
       throws IOException, FormatException, EvaluationException {
@@ -454,7 +441,6 @@ class JobRunner {
         .updatedAt(clock.instant().atOffset(ZoneOffset.UTC));
     return new Outcome(result.summary(), json.writeValueAsString(done), artifacts, result.cancelled());
   }
-  // ---- w3-search (end) ----
 
   /** The artifact store failed to take a result: a reason the client can act on (retry later). */
   static final class StorageFailure extends RuntimeException {

@@ -63,7 +63,7 @@ final class PruningOutputs {
   }
 
   private boolean structured() {
-    // Correlation pruning (w4-prune) shrinks layers too: its report gets the latency figures as well.
+    // Correlation pruning shrinks layers too: its report gets the latency figures as well.
     return steps.stream().anyMatch(s -> s instanceof PruneSpec p
         && (p.method().equals(PruneSpec.STRUCTURED) || p.method().equals(PruneSpec.CORRELATION)));
   }

@@ -59,7 +59,13 @@ class ObservabilityTest {
     long artifactBytes = api.getBytes(job.get("artifacts").get(0).get("href").asString()).body().length;
     assertThat(artifactBytes).isPositive();
 
+    // The queue gauge is read from the database at most every 5 seconds: scrape until it has moved.
     Map<String, Double> after = scrape();
+    for (long deadline = System.nanoTime() + 15_000_000_000L;
+        after.getOrDefault("modelpress_jobs_queue{state=\"SUCCEEDED\"}", 0.0) < 1 && System.nanoTime() < deadline; ) {
+      Thread.sleep(250);
+      after = scrape();
+    }
     assertThat(after.get("modelpress_jobs_queue{state=\"SUCCEEDED\"}")).isGreaterThanOrEqualTo(1.0);
     assertThat(after).containsKeys("modelpress_jobs_queue{state=\"QUEUED\"}", "modelpress_jobs_queue{state=\"RUNNING\"}",
         "modelpress_jobs_queue{state=\"FAILED\"}", "modelpress_jobs_queue{state=\"CANCELLED\"}");

@@ -198,7 +198,7 @@ class PruningJobsTest {
     assertThat(afterShare.status()).isEqualTo(422);
     assertThat(field(afterShare)).isEqualTo("steps[1]");
 
-    // w4-prune: heads are built; they are ranked by weight norms, so the activation criterion is a 422.
+    // Heads are built; they are ranked by weight norms, so the activation criterion is a 422.
     Api.Response heads = api.postJson("/v1/jobs", """
         {"modelId":"%s","steps":[{"type":"prune","method":"structured","sparsity":0.5,"unit":"heads",
         "criterion":"activation"}]}""".formatted(modelId));
@@ -218,7 +218,7 @@ class PruningJobsTest {
 
     Api.Response wanda = api.postJson("/v1/jobs", """
         {"modelId":"%s","steps":[{"type":"prune","method":"wanda","sparsity":0.5}]}""".formatted(modelId));
-    // w3-wanda: Wanda is built; without a calibration dataset it is a 422 naming the step.
+    // Wanda is built; without a calibration dataset it is a 422 naming the step.
     assertThat(wanda.status()).isEqualTo(422);
     assertThat(field(wanda)).isEqualTo("calibrationDatasetId");
     assertThat(wanda.json().get("errors").get(0).get("message").asString()).contains("steps[0] (wanda pruning)");
