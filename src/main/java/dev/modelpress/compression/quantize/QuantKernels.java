@@ -82,65 +82,6 @@ public final class QuantKernels {
     hi[p] = max;
   }
 
-  /** Widens {@code lo[p0 + j]}/{@code hi[p0 + j]} by element j of the run. */
-  static void rangeVarying(MemorySegment w, long start, int len, float[] lo, float[] hi, int p0) {
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      FloatVector.fromArray(F, lo, p0 + i).min(v).intoArray(lo, p0 + i);
-      FloatVector.fromArray(F, hi, p0 + i).max(v).intoArray(hi, p0 + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      lo[p0 + i] = Math.min(lo[p0 + i], v);
-      hi[p0 + i] = Math.max(hi[p0 + i], v);
-    }
-  }
-
-  /** codes[off + j] = clamp(rint(w_j · inv) + zp, qmin, qmax), one parameter set for the run. */
-  static void quantizeShared(MemorySegment w, long start, int len, float inv, float zp, float qmin, float qmax,
-      byte[] codes, int off) {
-    FloatVector vinv = FloatVector.broadcast(F, inv);
-    FloatVector magic = FloatVector.broadcast(F, MAGIC);
-    FloatVector vzp = FloatVector.broadcast(F, zp);
-    IntVector vmin = IntVector.broadcast(I, (int) qmin);
-    IntVector vmax = IntVector.broadcast(I, (int) qmax);
-    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      // Adding the zero point after rounding keeps ties-to-even on x itself, as Math.rint does.
-      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv) + zp));
-    }
-  }
-
-  /** As {@link #quantizeShared} with element j using {@code inv[p0 + j]}, {@code zp[p0 + j]}. */
-  static void quantizeVarying(MemorySegment w, long start, int len, float[] inv, float[] zp, int p0, float qmin,
-      float qmax, byte[] codes, int off) {
-    IntVector vmin = IntVector.broadcast(I, (int) qmin);
-    IntVector vmax = IntVector.broadcast(I, (int) qmax);
-    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
-    FloatVector magic = FloatVector.broadcast(F, MAGIC);
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      FloatVector vinv = FloatVector.fromArray(F, inv, p0 + i);
-      FloatVector vzp = FloatVector.fromArray(F, zp, p0 + i);
-      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv[p0 + i]) + zp[p0 + i]));
-    }
-  }
-
   /** Σ (w - (q - zp)·scale)² over the run for one candidate parameter set. */
   static float errorShared(MemorySegment w, long start, int len, float scale, float inv, float zp, float qmin,
       float qmax) {
