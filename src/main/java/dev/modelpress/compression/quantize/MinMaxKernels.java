@@ -4,10 +4,13 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -250,38 +253,56 @@ final class MinMaxKernels {
     return (ByteVector) l.or(l.lanewise(VectorOperators.LSHR, 28)).convertShape(VectorOperators.L2B, B8, 0);
   }
 
-  // ---- whole asymmetric groups -----------------------------------------------------------------
+  private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+  /** Floats and ints with as many lanes as {@link #D}. */
+  private static final VectorSpecies<Float> DF = VectorSpecies.of(float.class, VectorShape.forBitSize(D.length() * 32));
+  private static final VectorSpecies<Integer> DI = VectorSpecies.of(int.class, VectorShape.forBitSize(D.length() * 32));
+  /** 1.5·2^52: x + it − it is rint(x) for |x| < 2^51. */
+  private static final double DOUBLE_MAGIC = 6755399441055744.0;
 
   /**
-   * Asymmetric min/max round-to-nearest of {@code groups} consecutive groups of {@code g} weights (g
-   * a multiple of the vector length) into {@code scales[p0 + j]}, {@code zps[p0 + j]} and codes from
-   * {@code off} (and packed 4-bit codes from {@code off / 2} when {@code packed4} is not null, off
-   * even). Three passes over a chunk the caller keeps within L1/L2: int-domain ranges, the
-   * parameters in double exactly as {@code LinearQuantizer} chooses them, and the codes. {@code hi},
-   * {@code lo}, {@code inv} and {@code bias} are caller-owned scratch of at least {@code groups}.
+   * Asymmetric parameters of {@code groups} groups from their range bits ({@code hi}: max of raw
+   * bits, {@code lo}: max of sign-flipped bits, both over the group only), {@code D.length()} groups
+   * per step in double lanes: the same IEEE operations, in the same order, as the scalar definition
+   * (scale = (hi − lo) / levels in double, then float; reciprocal in float; zero point
+   * rint(qmin − lo / scale) clamped), so every lane rounds exactly as the scalar code would. rint is
+   * the 1.5·2^52 trick, exact here because |lo / scale| ≤ levels whenever the lane is not
+   * degenerate, and degenerate lanes (zero, subnormal or infinite scale) are replaced by scale 1 and
+   * zero point clamp(0), as {@code LinearQuantizer} does.
    */
-  static void groupsAsymmetric(MemorySegment w, long start, int groups, int g, double levels, int qmin, int qmax,
-      byte[] codes, int off, float[] scales, int[] zps, int p0, int[] hi, int[] lo, float[] inv, int[] bias,
-      byte[] packed4) {
-    int lanes = F.length();
-    long base = start * 4;
-    IntVector flip = IntVector.broadcast(I, SIGN);
-    for (int j = 0; j < groups; j++) {
-      long gb = base + 4L * g * j;
-      IntVector a = IntVector.fromMemorySegment(I, w, gb, LE);
-      IntVector h = a;
-      IntVector l = a.lanewise(VectorOperators.XOR, flip);
-      for (int i = lanes; i < g; i += lanes) {
-        IntVector b = IntVector.fromMemorySegment(I, w, gb + 4L * i, LE);
-        h = h.max(b);
-        l = l.max(b.lanewise(VectorOperators.XOR, flip));
-      }
-      // Started from the group's first vector, not from 0: the 0 of the range is applied below.
-      hi[j] = h.reduceLanes(VectorOperators.MAX);
-      lo[j] = l.reduceLanes(VectorOperators.MAX);
-    }
+  static void groupParams(int groups, double levels, int qmin, int qmax, int[] hi, int[] lo, float[] inv, int[] bias,
+      float[] scales, int[] zps, int p0) {
+    int lanes = D.length();
     int zpFallback = Math.max(qmin, Math.min(qmax, 0));
-    for (int j = 0; j < groups; j++) {
+    DoubleVector vlevels = DoubleVector.broadcast(D, levels);
+    DoubleVector magic = DoubleVector.broadcast(D, DOUBLE_MAGIC);
+    DoubleVector dqmin = DoubleVector.broadcast(D, qmin);
+    DoubleVector dqmax = DoubleVector.broadcast(D, qmax);
+    FloatVector one = FloatVector.broadcast(DF, 1f);
+    IntVector fallback = IntVector.broadcast(DI, zpFallback);
+    IntVector magicBits = IntVector.broadcast(DI, MAGIC_BITS);
+    int j = 0;
+    for (; j + lanes <= groups; j += lanes) {
+      FloatVector hf = IntVector.fromArray(DI, hi, j).max(0).reinterpretAsFloats();
+      IntVector lb = IntVector.fromArray(DI, lo, j).lanewise(VectorOperators.XOR, SIGN);
+      // Flipped back, a non-negative result means the group has no negative weight: lo = 0.
+      FloatVector lf = lb.blend(0, lb.compare(VectorOperators.GE, 0)).reinterpretAsFloats();
+      DoubleVector hd = (DoubleVector) hf.convertShape(VectorOperators.F2D, D, 0);
+      DoubleVector ld = (DoubleVector) lf.convertShape(VectorOperators.F2D, D, 0);
+      DoubleVector scale = hd.sub(ld).div(vlevels);
+      FloatVector sc = (FloatVector) scale.convertShape(VectorOperators.D2F, DF, 0);
+      FloatVector iv = one.div(sc);
+      VectorMask<Float> bad = sc.compare(VectorOperators.GT, 0f).not()
+          .or(sc.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY))
+          .or(iv.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+      DoubleVector zd = dqmin.sub(ld.div(scale)).add(magic).sub(magic).max(dqmin).min(dqmax);
+      IntVector zp = ((IntVector) zd.convertShape(VectorOperators.D2I, DI, 0)).blend(fallback, bad.cast(DI));
+      sc.blend(one, bad).intoArray(scales, p0 + j);
+      iv.blend(one, bad).intoArray(inv, j);
+      zp.intoArray(zps, p0 + j);
+      magicBits.sub(zp).intoArray(bias, j);
+    }
+    for (; j < groups; j++) {
       float max = hiOf(Math.max(0, hi[j]));
       float min = loOf(lo[j]);
       double scale = ((double) max - min) / levels;
@@ -300,20 +321,83 @@ final class MinMaxKernels {
       inv[j] = iv;
       bias[j] = bias(zp);
     }
+  }
+
+  // ---- whole asymmetric groups -----------------------------------------------------------------
+
+  /**
+   * Asymmetric min/max round-to-nearest of {@code groups} consecutive groups of {@code g} weights (g
+   * a multiple of the vector length) into {@code scales[p0 + j]}, {@code zps[p0 + j]} and codes from
+   * {@code off} (and packed 4-bit codes from {@code off / 2} when {@code packed4} is not null, off
+   * even). Three passes over a chunk the caller keeps within L1/L2: int-domain ranges, the
+   * parameters in double exactly as {@code LinearQuantizer} chooses them, and the codes. {@code hi},
+   * {@code lo}, {@code inv} and {@code bias} are caller-owned scratch of at least {@code groups}.
+   */
+  static void groupsAsymmetric(MemorySegment w, long start, int groups, int g, double levels, int qmin, int qmax,
+      byte[] codes, int off, float[] scales, int[] zps, int p0, int[] hi, int[] lo, float[] inv, int[] bias,
+      byte[] packed4) {
+    int lanes = F.length();
+    long base = start * 4;
+    IntVector flip = IntVector.broadcast(I, SIGN);
+    if (g == 2 * lanes) {
+      // Unrolled for groups of two vectors (group 32 with 16 lanes): a loop of two iterations per
+      // group costs more than its body.
+      for (int j = 0; j < groups; j++) {
+        long gb = base + 8L * lanes * j;
+        IntVector a = IntVector.fromMemorySegment(I, w, gb, LE);
+        IntVector b = IntVector.fromMemorySegment(I, w, gb + 4L * lanes, LE);
+        hi[j] = a.max(b).reduceLanes(VectorOperators.MAX);
+        lo[j] = a.lanewise(VectorOperators.XOR, flip).max(b.lanewise(VectorOperators.XOR, flip))
+            .reduceLanes(VectorOperators.MAX);
+      }
+    } else {
+      for (int j = 0; j < groups; j++) {
+        long gb = base + 4L * g * j;
+        IntVector a = IntVector.fromMemorySegment(I, w, gb, LE);
+        IntVector h = a;
+        IntVector l = a.lanewise(VectorOperators.XOR, flip);
+        for (int i = lanes; i < g; i += lanes) {
+          IntVector b = IntVector.fromMemorySegment(I, w, gb + 4L * i, LE);
+          h = h.max(b);
+          l = l.max(b.lanewise(VectorOperators.XOR, flip));
+        }
+        // Started from the group's first vector, not from 0: the 0 of the range is applied below.
+        hi[j] = h.reduceLanes(VectorOperators.MAX);
+        lo[j] = l.reduceLanes(VectorOperators.MAX);
+      }
+    }
+    groupParams(groups, levels, qmin, qmax, hi, lo, inv, bias, scales, zps, p0);
     IntVector vqmin = IntVector.broadcast(I, qmin);
     IntVector vqmax = IntVector.broadcast(I, qmax);
     FloatVector magic = FloatVector.broadcast(F, MAGIC);
     boolean pack = packed4 != null && PACK_IN_REGISTERS && (off & 1) == 0;
-    for (int j = 0; j < groups; j++) {
-      FloatVector vinv = FloatVector.broadcast(F, inv[j]);
-      IntVector vbias = IntVector.broadcast(I, bias[j]);
-      long gb = base + 4L * g * j;
-      int o = off + g * j;
-      for (int i = 0; i < g; i += lanes) {
-        IntVector q = code(FloatVector.fromMemorySegment(F, w, gb + 4L * i, LE), vinv, magic, vbias, vqmin, vqmax);
-        ((ByteVector) q.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + i);
+    if (g == 2 * lanes) {
+      for (int j = 0; j < groups; j++) {
+        FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+        IntVector vbias = IntVector.broadcast(I, bias[j]);
+        long gb = base + 8L * lanes * j;
+        int o = off + 2 * lanes * j;
+        IntVector qa = code(FloatVector.fromMemorySegment(F, w, gb, LE), vinv, magic, vbias, vqmin, vqmax);
+        IntVector qb = code(FloatVector.fromMemorySegment(F, w, gb + 4L * lanes, LE), vinv, magic, vbias, vqmin, vqmax);
+        ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
+        ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + lanes);
         if (pack) {
-          nibbles(q).intoArray(packed4, (o + i) / 2);
+          nibbles(qa).intoArray(packed4, o / 2);
+          nibbles(qb).intoArray(packed4, o / 2 + lanes / 2);
+        }
+      }
+    } else {
+      for (int j = 0; j < groups; j++) {
+        FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+        IntVector vbias = IntVector.broadcast(I, bias[j]);
+        long gb = base + 4L * g * j;
+        int o = off + g * j;
+        for (int i = 0; i < g; i += lanes) {
+          IntVector q = code(FloatVector.fromMemorySegment(F, w, gb + 4L * i, LE), vinv, magic, vbias, vqmin, vqmax);
+          ((ByteVector) q.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + i);
+          if (pack) {
+            nibbles(q).intoArray(packed4, (o + i) / 2);
+          }
         }
       }
     }
