@@ -232,6 +232,9 @@ public final class QuantKernels {
     }
   }
 
+  /** Bits of +∞: a max|w| at or above them is infinite (or NaN). */
+  private static final int INF_BITS = 0x7F800000;
+
   /** Clears the sign bit: |w| as int bits, which order like the floats for non-negative values. */
   private static final int ABS_BITS = 0x7FFFFFFF;
 
@@ -280,7 +283,14 @@ public final class QuantKernels {
     groupScales(groups, levels, amax, inv, scales, p0);
     java.util.Arrays.fill(zps, p0, p0 + groups, zp);
     if (g == 2 * F.length() && packed4 != null && F.length() == 16) {
-      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4);
+      // With every max|w| finite no code can leave the grid: |w · inv| ≤ max|w| · inv ≤ levels
+      // (1 + 3·2^-24) rounds to at most levels, and degenerate groups (scale 1) hold only |w| < 1.
+      // Only an infinite weight needs the clamp.
+      int top = 0;
+      for (int j = 0; j < groups; j++) {
+        top = Math.max(top, amax[j]);
+      }
+      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4, top >= INF_BITS);
     } else if (g == 2 * F.length()) {
       groupCodes2(w, start, groups, qmin, qmax, zp, inv, codes, off);
     } else {
@@ -301,7 +311,7 @@ public final class QuantKernels {
    * long-to-byte narrowing keeps just that byte. For 16-lane vectors only (8 longs, 8 packed bytes).
    */
   private static void groupCodes2Packed(MemorySegment w, long start, int groups, int qmin, int qmax, int zp,
-      float[] inv, byte[] codes, int off, byte[] packed4) {
+      float[] inv, byte[] codes, int off, byte[] packed4, boolean clamp) {
     IntVector vqmin = IntVector.broadcast(I, qmin);
     IntVector vqmax = IntVector.broadcast(I, qmax);
     IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
@@ -312,8 +322,12 @@ public final class QuantKernels {
       int o = off + 32 * j;
       FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
       FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
-      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
-      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
+      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
+      if (clamp) {
+        qa = qa.max(vqmin).min(vqmax);
+        qb = qb.max(vqmin).min(vqmax);
+      }
       ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
       ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
       nibbles(qa).intoArray(packed4, o / 2);
