@@ -12,13 +12,18 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * Runs the JMH benchmarks whose class names match the arguments (default: all in this package) and
  * prints the derived figures: kernel GB/s of fp32 input and the ratio to the copy measured in the
  * same run; ONNX Runtime latency per encoding. {@code ./mvnw -Pbench test-compile exec:exec}
- * (optionally {@code -Dbench.args=QuantKernel}).
+ * (optionally {@code -Dbench.args=QuantKernel}). {@code -Dbench.args=CpuTime} instead times the
+ * kernels by thread CPU time in interleaved rounds ({@link QuantKernelCpuTime}).
  */
 public final class Benchmarks {
 
   private Benchmarks() {}
 
   public static void main(String[] args) throws Exception {
+    if (args.length == 1 && args[0].equals("CpuTime")) {
+      QuantKernelCpuTime.run(10, 40);
+      return;
+    }
     OptionsBuilder options = new OptionsBuilder();
     if (args.length == 0) {
       options.include("dev\\.modelpress\\.bench\\.");
