@@ -316,6 +316,25 @@ public final class QuantKernels {
     IntVector vqmax = IntVector.broadcast(I, qmax);
     IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
     FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    // Two copies of the loop rather than a conditional clamp inside it: a vector assigned on one
+    // branch only is merged through a phi, which C2 does not scalar-replace (the loop then boxes
+    // every vector: 70 MB of garbage per 64 MiB tensor, measured with JMH's gc profiler).
+    if (clamp) {
+      for (int j = 0; j < groups; j++) {
+        FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+        long base = (start + 32L * j) * 4;
+        int o = off + 32 * j;
+        FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
+        FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
+        IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+        IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+        ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
+        ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
+        nibbles(qa).intoArray(packed4, o / 2);
+        nibbles(qb).intoArray(packed4, o / 2 + 8);
+      }
+      return;
+    }
     for (int j = 0; j < groups; j++) {
       FloatVector vinv = FloatVector.broadcast(F, inv[j]);
       long base = (start + 32L * j) * 4;
@@ -324,10 +343,6 @@ public final class QuantKernels {
       FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
       IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
       IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
-      if (clamp) {
-        qa = qa.max(vqmin).min(vqmax);
-        qb = qb.max(vqmin).min(vqmax);
-      }
       ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
       ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
       nibbles(qa).intoArray(packed4, o / 2);
