@@ -24,6 +24,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Math#rint}: adding and subtracting 1.5·2^23 leaves the nearest integer for |x| < 2^22, and codes
  * are far smaller. Kernels are called on runs of tens to thousands of elements; vectors stay in
  * locals, which is what lets C2 keep them in registers.
+ *
+ * <p>Min/max ranges and codes of every layout other than symmetric whole groups are in {@link
+ * MinMaxKernels}; what stays here is the symmetric group kernel, the MSE error sums and packing.
  */
 public final class QuantKernels {
 
