@@ -12,13 +12,18 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * Runs the JMH benchmarks whose class names match the arguments (default: all in this package) and
  * prints the derived figures: kernel GB/s of fp32 input and the ratio to the copy measured in the
  * same run; ONNX Runtime latency per encoding. {@code ./mvnw -Pbench test-compile exec:exec}
- * (optionally {@code -Dbench.args=QuantKernel}).
+ * (optionally {@code -Dbench.args=QuantKernel}). {@code -Dbench.args=CpuTime} instead times the
+ * kernels by thread CPU time in interleaved rounds ({@link QuantKernelCpuTime}).
  */
 public final class Benchmarks {
 
   private Benchmarks() {}
 
   public static void main(String[] args) throws Exception {
+    if (args.length == 1 && args[0].equals("CpuTime")) {
+      QuantKernelCpuTime.run(10, 40);
+      return;
+    }
     OptionsBuilder options = new OptionsBuilder();
     if (args.length == 0) {
       options.include("dev\\.modelpress\\.bench\\.");
@@ -43,7 +48,14 @@ public final class Benchmarks {
     if (!kernels.isEmpty()) {
       double copy = kernels.getOrDefault("copyFp32", Double.NaN);
       System.out.println("Quantization kernels, GB/s of fp32 input (64 MiB buffer; one thread unless named TwoThreads):");
-      kernels.forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-16s %6.2f GB/s  %5.2f x copy%n", k, v, v / copy));
+      kernels.forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-30s %6.2f GB/s  %5.2f x copy%n", k, v, v / copy));
+      // The two-thread split against the same call on one thread, measured in the same run.
+      kernels.forEach((k, v) -> {
+        Double one = kernels.get(k.replace("TwoThreads", ""));
+        if (k.endsWith("TwoThreads") && one != null) {
+          System.out.printf(Locale.ROOT, "  %-30s %5.2f x one thread%n", k, v / one);
+        }
+      });
     }
     if (!ort.isEmpty()) {
       System.out.println("ONNX Runtime, MiniLM-sized block of 6 MatMuls, 1 thread, mean latency:");

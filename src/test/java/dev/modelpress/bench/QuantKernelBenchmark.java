@@ -22,17 +22,30 @@ import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Single-thread throughput (and, for the per-group kernels, the same whole-tensor call on two threads) of the quantization kernels over 64 MiB of fp32 (a [4096, 4096] weight,
- * off-heap, far larger than the caches), next to a plain copy of the same buffer into another
- * 64 MiB buffer in the same run: the memory-bandwidth baseline a quantizer is held to. Each
- * operation is one whole tensor, ranges and scales included; int4 also packs the codes two per
- * byte. {@link Benchmarks} turns operations per second into GB/s of fp32 input.
+ * Throughput of every min/max quantization kernel over 64 MiB of fp32 (a [4096, 4096] weight,
+ * off-heap, far larger than L2), next to a plain copy of the same buffer into another 64 MiB buffer
+ * in the same run: the memory-bandwidth baseline a quantizer is held to. Each operation is one whole
+ * tensor, ranges and scales included; int4 also packs the codes two per byte. One thread unless the
+ * name ends in {@code TwoThreads} (the same call split over the caller and one pool thread, what the
+ * pipeline does with tensors of at least {@link LinearQuantizer#PARALLEL_MIN_ELEMENTS}).
+ *
+ * <ul>
+ *   <li>{@code PerChannel}: a scale per row (axis 0: Conv, Gather, Gemm with transB), one shared run
+ *       of 4096 weights per scale.
+ *   <li>{@code PerChannelMatMul}: a scale per column (axis 1: MatMul B [K, N]), every row's element j
+ *       using scale j.
+ *   <li>{@code PerGroup32}: groups of 32 along the contiguous axis.
+ *   <li>{@code Asym}: the asymmetric grid (zero point), else symmetric.
+ * </ul>
+ *
+ * {@link Benchmarks} turns operations per second into GB/s of fp32 input and ratios to the copy.
+ * Short iterations so that the whole class runs in about four minutes on a loaded 2-core machine.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 3, time = 2)
-@Measurement(iterations = 5, time = 2)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx1g"})
 @Threads(1)
 public class QuantKernelBenchmark {
@@ -51,9 +64,12 @@ public class QuantKernelBenchmark {
   private float[] scales;
   private int[] zeroPoints;
   private final QuantLayout perChannel = QuantLayout.perChannel(new long[] {ROWS, COLS}, 0);
+  private final QuantLayout perChannelMatMul = QuantLayout.perChannel(new long[] {ROWS, COLS}, 1);
   private final QuantLayout perGroup = QuantLayout.perGroup(new long[] {ROWS, COLS}, 1, 32);
   private final QuantScheme int8 = QuantScheme.integer(8, true, true);
   private final QuantScheme int4 = QuantScheme.integer(4, true, true);
+  private final QuantScheme int8Asym = QuantScheme.integer(8, true, false);
+  private final QuantScheme int4Asym = QuantScheme.integer(4, true, false);
 
   @Setup
   public void allocate() {
@@ -75,6 +91,12 @@ public class QuantKernelBenchmark {
     arena.close();
   }
 
+  private byte[] run(QuantLayout layout, QuantScheme scheme, int threads) {
+    byte[] out = scheme.bits() == 4 ? packed : null;
+    LinearQuantizer.quantize(weights, layout, scheme, false, codes, scales, zeroPoints, out, threads);
+    return out == null ? codes : out;
+  }
+
   @Benchmark
   public MemorySegment copyFp32() {
     MemorySegment.copy(weights, 0, copy, 0, INPUT_BYTES);
@@ -83,38 +105,81 @@ public class QuantKernelBenchmark {
 
   @Benchmark
   public byte[] int8PerChannel() {
-    LinearQuantizer.quantize(weights, perChannel, int8, false, codes, scales, zeroPoints, null, 1);
-    return codes;
+    return run(perChannel, int8, 1);
   }
 
   @Benchmark
-  public byte[] int8PerGroup32() {
-    LinearQuantizer.quantize(weights, perGroup, int8, false, codes, scales, zeroPoints, null, 1);
-    return codes;
+  public byte[] int8PerChannelAsym() {
+    return run(perChannel, int8Asym, 1);
   }
 
   @Benchmark
   public byte[] int4PerChannel() {
-    LinearQuantizer.quantize(weights, perChannel, int4, false, codes, scales, zeroPoints, packed, 1);
-    return packed;
+    return run(perChannel, int4, 1);
+  }
+
+  @Benchmark
+  public byte[] int4PerChannelAsym() {
+    return run(perChannel, int4Asym, 1);
+  }
+
+  @Benchmark
+  public byte[] int8PerChannelMatMul() {
+    return run(perChannelMatMul, int8, 1);
+  }
+
+  @Benchmark
+  public byte[] int8PerChannelMatMulAsym() {
+    return run(perChannelMatMul, int8Asym, 1);
+  }
+
+  @Benchmark
+  public byte[] int4PerChannelMatMul() {
+    return run(perChannelMatMul, int4, 1);
+  }
+
+  @Benchmark
+  public byte[] int4PerChannelMatMulAsym() {
+    return run(perChannelMatMul, int4Asym, 1);
+  }
+
+  @Benchmark
+  public byte[] int8PerGroup32() {
+    return run(perGroup, int8, 1);
+  }
+
+  @Benchmark
+  public byte[] int8PerGroup32Asym() {
+    return run(perGroup, int8Asym, 1);
   }
 
   @Benchmark
   public byte[] int4PerGroup32() {
-    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed, 1);
-    return packed;
+    return run(perGroup, int4, 1);
   }
 
-  /** The whole tensor split into two ranges of groups: the caller's thread and one pool thread. */
+  @Benchmark
+  public byte[] int4PerGroup32Asym() {
+    return run(perGroup, int4Asym, 1);
+  }
+
   @Benchmark
   public byte[] int8PerGroup32TwoThreads() {
-    LinearQuantizer.quantize(weights, perGroup, int8, false, codes, scales, zeroPoints, null, 2);
-    return codes;
+    return run(perGroup, int8, 2);
   }
 
   @Benchmark
   public byte[] int4PerGroup32TwoThreads() {
-    LinearQuantizer.quantize(weights, perGroup, int4, false, codes, scales, zeroPoints, packed, 2);
-    return packed;
+    return run(perGroup, int4, 2);
+  }
+
+  @Benchmark
+  public byte[] int8PerChannelTwoThreads() {
+    return run(perChannel, int8, 2);
+  }
+
+  @Benchmark
+  public byte[] int4PerChannelMatMulTwoThreads() {
+    return run(perChannelMatMul, int4, 2);
   }
 }

@@ -7,6 +7,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 
 /**
  * Quantizes one tensor: chooses a scale and zero point per parameter set of its {@link
@@ -95,27 +96,29 @@ public final class LinearQuantizer {
 
   /**
    * As {@link #quantize(MemorySegment, QuantLayout, QuantScheme, boolean, byte[], float[], int[],
-   * byte[])} on up to {@code threads} threads (the caller's and the common fork-join pool's). Only
-   * min/max group layouts (whole groups of a vector multiple) are split, into independent ranges of
-   * groups handed out a chunk at a time; every other case runs on the caller's thread. Results do not
-   * depend on {@code threads}.
+   * byte[])} on up to {@code threads} threads (the caller's and the common fork-join pool's). Integer
+   * grids split their work into independent chunks (of whole groups, of runs, of rows) handed out
+   * one at a time; binary and ternary grids run on the caller's thread. Results do not depend on
+   * {@code threads}.
    */
   public static double quantize(MemorySegment w, QuantLayout layout, QuantScheme scheme, boolean mse, byte[] codes,
       float[] scales, int[] zeroPoints, byte[] packed4, int threads) {
-    double clip = switch (scheme.kind()) {
+    return switch (scheme.kind()) {
       case INTEGER -> layout.fused()
           ? integerFused(w, layout, scheme, mse, codes, scales, zeroPoints, packed4, threads)
-          : integerTwoPass(w, layout, scheme, mse, codes, scales, zeroPoints);
-      case BINARY, TERNARY -> signLike(w, layout, scheme, mse, codes, scales, zeroPoints);
+          : integerTwoPass(w, layout, scheme, mse, codes, scales, zeroPoints, packed4, threads);
+      case BINARY, TERNARY -> {
+        double clip = signLike(w, layout, scheme, mse, codes, scales, zeroPoints);
+        if (packed4 != null) {
+          QuantKernels.pack4(codes, 0, codes.length, packed4, 0);
+        }
+        yield clip;
+      }
     };
-    if (packed4 != null && !(scheme.kind() == QuantScheme.Kind.INTEGER && layout.fused())) {
-      QuantKernels.pack4(codes, 0, codes.length, packed4, 0);
-    }
-    return clip;
   }
 
-  /** Elements between in-cache packing of fused runs (16 KiB of codes). */
-  private static final int PACK_CHUNK = 1 << 14;
+  /** Elements per chunk of runs handed to one thread (64 KiB of fp32). */
+  private static final int RUN_CHUNK = 1 << 14;
 
   // ---- integer grids ---------------------------------------------------------------------
 
@@ -142,91 +145,128 @@ public final class LinearQuantizer {
     return 0.5 + 0.5 * k / (CANDIDATES - 1);
   }
 
-  /** fp32 bytes of the groups one symmetric kernel call takes: its three passes then run in L1. */
+  /** min(0, w) from {@link MinMaxKernels} range bits; symmetric grids only need -max|w|. */
+  private static float lo(QuantScheme s, int hiBits, int loBits) {
+    return s.symmetric() ? -Float.intBitsToFloat(hiBits) : MinMaxKernels.loOf(loBits);
+  }
+
+  /** fp32 bytes of the groups one group kernel call takes: its three passes then run in L1. */
   private static final int GROUP_CHUNK_BYTES = 32 << 10;
+
+  /**
+   * Whether every run starts on an even element, so 4-bit codes can be packed run by run (a run of
+   * odd length then only ever comes last).
+   */
+  private static boolean evenRunStarts(QuantLayout l) {
+    return switch (l.mode()) {
+      case TENSOR -> true;
+      case CHANNEL -> l.inner() == 1 ? l.extent() % 2 == 0 : l.inner() % 2 == 0;
+      case GROUP -> l.inner() == 1 ? l.extent() % 2 == 0 && l.groupSize() % 2 == 0 : l.inner() % 2 == 0;
+    };
+  }
 
   private static double integerFused(MemorySegment w, QuantLayout layout, QuantScheme s, boolean mse, byte[] codes,
       float[] scales, int[] zps, byte[] packed4, int threads) {
     int g = layout.groupSize();
     if (!mse && layout.mode() == QuantLayout.Mode.GROUP && layout.extent() % g == 0 && g % QuantKernels.F.length() == 0) {
-      // Whole groups of a vector multiple: the dedicated loop, a chunk of groups per call.
+      // Whole groups of a vector multiple: the dedicated loops, a chunk of groups per call.
       int groups = layout.params();
-      int perChunk = Math.max(1, (s.symmetric() ? GROUP_CHUNK_BYTES / 4 : PACK_CHUNK) / g);
+      int perChunk = Math.max(1, GROUP_CHUNK_BYTES / 4 / g);
       int chunks = (groups + perChunk - 1) / perChunk;
-      int helpers = Math.max(0, Math.min(threads, chunks) - 1);
-      // Chunks are handed out one at a time from a shared counter, so a helper that starts late (a
-      // busy core, a busy pool) only takes what is left: the caller never waits for more than the
-      // chunks a helper has already begun, and does everything itself if none starts in time.
-      AtomicInteger next = new AtomicInteger();
-      AtomicBoolean[] started = new AtomicBoolean[helpers];
-      CompletableFuture<?>[] done = new CompletableFuture<?>[helpers];
-      for (int t = 0; t < helpers; t++) {
-        AtomicBoolean mine = started[t] = new AtomicBoolean();
-        // The common pool explicitly: with fewer than 3 cores runAsync's default would start a new
-        // thread per task; on 2 cores the pool's one worker plus the caller are the two threads.
-        done[t] = CompletableFuture.runAsync(() -> {
-          if (mine.compareAndSet(false, true)) {
-            groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
-          }
-        }, ForkJoinPool.commonPool());
-      }
-      groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4);
-      for (int t = 0; t < helpers; t++) {
-        if (!started[t].compareAndSet(false, true)) {
-          done[t].join();
-        }
-      }
+      shareChunks(chunks, threads,
+          next -> groupChunks(w, s, g, groups, perChunk, chunks, next, codes, scales, zps, packed4));
       return 1;
     }
-    int packedUpTo = 0;
-    float qmin = s.qmin();
-    float qmax = s.qmax();
-    float[] lo = new float[1];
-    float[] hi = new float[1];
-    float[] candScale = new float[1];
-    float[] candInv = new float[1];
-    int[] candZp = new int[1];
-    double clipSum = 0;
+    // One parameter set per run: each run is ranged and coded while it is in cache.
     int runs = layout.runs();
-    for (int r = 0; r < runs; r++) {
-      int start = layout.runStart(r);
-      int len = layout.runLength(r);
-      int p = layout.runParam(r);
-      lo[0] = 0;
-      hi[0] = 0;
-      QuantKernels.rangeShared(w, start, len, lo, hi, 0);
-      choose(s, lo[0], hi[0], 1, candScale, candInv, candZp, 0);
-      float scale = candScale[0];
-      float iv = candInv[0];
-      int zp = candZp[0];
-      double best = 1;
-      if (mse) {
-        float bestErr = QuantKernels.errorShared(w, start, len, scale, iv, zp, qmin, qmax);
-        for (int k = 0; k < CANDIDATES - 1; k++) {
-          double f = factor(k);
-          choose(s, lo[0], hi[0], f, candScale, candInv, candZp, 0);
-          float err = QuantKernels.errorShared(w, start, len, candScale[0], candInv[0], candZp[0], qmin, qmax);
-          if (err < bestErr) {
-            bestErr = err;
-            best = f;
-            scale = candScale[0];
-            iv = candInv[0];
-            zp = candZp[0];
+    boolean packInline = packed4 != null && evenRunStarts(layout);
+    double[] chosen = mse ? new double[runs] : null;
+    int perChunk = Math.max(1, RUN_CHUNK / Math.max(1, layout.runLength(0)));
+    int chunks = (runs + perChunk - 1) / perChunk;
+    shareChunks(chunks, threads, next -> {
+      float qmin = s.qmin();
+      float qmax = s.qmax();
+      int[] range = new int[2];
+      float[] candScale = new float[1];
+      float[] candInv = new float[1];
+      int[] candZp = new int[1];
+      for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
+        for (int r = c * perChunk, end = Math.min(runs, r + perChunk); r < end; r++) {
+          int start = layout.runStart(r);
+          int len = layout.runLength(r);
+          int p = layout.runParam(r);
+          MinMaxKernels.rangeRun(w, start, len, s.symmetric(), range);
+          float lo = lo(s, range[0], range[1]);
+          float hi = MinMaxKernels.hiOf(range[0]);
+          choose(s, lo, hi, 1, candScale, candInv, candZp, 0);
+          float scale = candScale[0];
+          float iv = candInv[0];
+          int zp = candZp[0];
+          if (mse) {
+            double best = 1;
+            float bestErr = QuantKernels.errorShared(w, start, len, scale, iv, zp, qmin, qmax);
+            for (int k = 0; k < CANDIDATES - 1; k++) {
+              double f = factor(k);
+              choose(s, lo, hi, f, candScale, candInv, candZp, 0);
+              float err = QuantKernels.errorShared(w, start, len, candScale[0], candInv[0], candZp[0], qmin, qmax);
+              if (err < bestErr) {
+                bestErr = err;
+                best = f;
+                scale = candScale[0];
+                iv = candInv[0];
+                zp = candZp[0];
+              }
+            }
+            chosen[r] = best;
           }
+          scales[p] = scale;
+          zps[p] = zp;
+          MinMaxKernels.codesRun(w, start, len, iv, zp, s.qmin(), s.qmax(), codes, start, packInline ? packed4 : null);
         }
       }
-      scales[p] = scale;
-      zps[p] = zp;
-      clipSum += best;
-      QuantKernels.quantizeShared(w, start, len, iv, zp, qmin, qmax, codes, start);
-      int end = start + len;
-      if (packed4 != null && (end - packedUpTo >= PACK_CHUNK || r == runs - 1)) {
-        int upTo = r == runs - 1 ? end : end & ~1;
-        QuantKernels.pack4(codes, packedUpTo, upTo - packedUpTo, packed4, packedUpTo / 2);
-        packedUpTo = upTo;
-      }
+    });
+    if (packed4 != null && !packInline) {
+      QuantKernels.pack4(codes, 0, codes.length, packed4, 0);
+    }
+    if (!mse) {
+      return 1;
+    }
+    // Summed in run order, so the mean does not depend on the threads.
+    double clipSum = 0;
+    for (double c : chosen) {
+      clipSum += c;
     }
     return clipSum / runs;
+  }
+
+  /**
+   * Calls {@code worker} on the caller's thread and on up to {@code threads - 1} common-pool
+   * threads; each takes chunk indices from the shared counter it is given until all {@code chunks}
+   * are claimed. A helper that starts late (a busy core, a busy pool) only takes what is left: the
+   * caller never waits for more than the chunks a helper has already begun, and does everything
+   * itself if none starts in time.
+   */
+  private static void shareChunks(int chunks, int threads, Consumer<AtomicInteger> worker) {
+    AtomicInteger next = new AtomicInteger();
+    int helpers = Math.max(0, Math.min(threads, chunks) - 1);
+    AtomicBoolean[] started = new AtomicBoolean[helpers];
+    CompletableFuture<?>[] done = new CompletableFuture<?>[helpers];
+    for (int t = 0; t < helpers; t++) {
+      AtomicBoolean mine = started[t] = new AtomicBoolean();
+      // The common pool explicitly: with fewer than 3 cores runAsync's default would start a new
+      // thread per task; on 2 cores the pool's one worker plus the caller are the two threads.
+      done[t] = CompletableFuture.runAsync(() -> {
+        if (mine.compareAndSet(false, true)) {
+          worker.accept(next);
+        }
+      }, ForkJoinPool.commonPool());
+    }
+    worker.accept(next);
+    for (int t = 0; t < helpers; t++) {
+      if (!started[t].compareAndSet(false, true)) {
+        done[t].join();
+      }
+    }
   }
 
   /**
@@ -236,46 +276,89 @@ public final class LinearQuantizer {
   private static void groupChunks(MemorySegment w, QuantScheme s, int g, int groups, int perChunk, int chunks,
       AtomicInteger next, byte[] codes, float[] scales, int[] zps, byte[] packed4) {
     int lanes = QuantKernels.F.length();
-    int[] amax = s.symmetric() ? new int[(perChunk + lanes - 1) / lanes * lanes] : null;
-    float[] inv = s.symmetric() ? new float[amax.length] : null;
+    int scratch = (perChunk + lanes - 1) / lanes * lanes;
+    int[] hi = new int[scratch];
+    int[] lo = s.symmetric() ? null : new int[scratch];
+    float[] inv = new float[scratch];
+    int[] bias = s.symmetric() ? null : new int[scratch];
     float levels = (float) s.levels();
     for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
       int j = c * perChunk;
       int count = Math.min(perChunk, groups - j);
       if (s.symmetric()) {
         QuantKernels.quantizeGroupsSymmetric(w, (long) j * g, count, g, levels, s.qmin(), s.qmax(),
-            s.symmetricZeroPoint(), codes, j * g, scales, zps, j, amax, inv, packed4);
+            s.symmetricZeroPoint(), codes, j * g, scales, zps, j, hi, inv, packed4);
       } else {
-        QuantKernels.quantizeGroups(w, (long) j * g, count, g, false, s.levels(), s.qmin(), s.qmax(),
-            s.symmetricZeroPoint(), codes, j * g, scales, zps, j);
-        if (packed4 != null) {
-          QuantKernels.pack4(codes, j * g, count * g, packed4, j * g / 2);
-        }
+        MinMaxKernels.groupsAsymmetric(w, (long) j * g, count, g, s.levels(), s.qmin(), s.qmax(), codes, j * g,
+            scales, zps, j, hi, lo, inv, bias, packed4);
       }
     }
   }
 
+  /**
+   * Layouts whose parameter sets span several runs (per channel along a non-leading axis, groups
+   * along a non-last axis): every set's range first, then the parameters, then the codes. Both
+   * passes are split into chunks of runs; the range pass merges per-thread int maxima, which do not
+   * depend on the order.
+   */
   private static double integerTwoPass(MemorySegment w, QuantLayout layout, QuantScheme s, boolean mse, byte[] codes,
-      float[] scales, int[] zps) {
+      float[] scales, int[] zps, byte[] packed4, int threads) {
     int params = layout.params();
-    float[] lo = new float[params];
-    float[] hi = new float[params];
     int runs = layout.runs();
     boolean shared = layout.sharedRuns();
-    for (int r = 0; r < runs; r++) {
-      if (shared) {
-        QuantKernels.rangeShared(w, layout.runStart(r), layout.runLength(r), lo, hi, layout.runParam(r));
-      } else {
-        QuantKernels.rangeVarying(w, layout.runStart(r), layout.runLength(r), lo, hi, layout.runParam(r));
-      }
+    boolean sym = s.symmetric();
+    int[] hiBits = new int[params];
+    int[] loBits = sym ? null : new int[params];
+    if (!sym) {
+      java.util.Arrays.fill(loBits, MinMaxKernels.loStart());
     }
+    int perChunk = Math.max(1, RUN_CHUNK / Math.max(1, layout.runLength(0)));
+    int chunks = (runs + perChunk - 1) / perChunk;
+    Object lock = new Object();
+    shareChunks(chunks, threads, next -> {
+      int c = next.getAndIncrement();
+      if (c >= chunks) {
+        return;
+      }
+      int[] hi = new int[params];
+      int[] lo = sym ? null : new int[params];
+      if (!sym) {
+        java.util.Arrays.fill(lo, MinMaxKernels.loStart());
+      }
+      int[] range = new int[2];
+      for (; c < chunks; c = next.getAndIncrement()) {
+        for (int r = c * perChunk, end = Math.min(runs, r + perChunk); r < end; r++) {
+          int start = layout.runStart(r);
+          int len = layout.runLength(r);
+          int p = layout.runParam(r);
+          if (shared) {
+            MinMaxKernels.rangeRun(w, start, len, sym, range);
+            hi[p] = Math.max(hi[p], range[0]);
+            if (!sym) {
+              lo[p] = Math.max(lo[p], range[1]);
+            }
+          } else {
+            MinMaxKernels.rangeVarying(w, start, len, sym, hi, lo, p);
+          }
+        }
+      }
+      synchronized (lock) {
+        for (int p = 0; p < params; p++) {
+          hiBits[p] = Math.max(hiBits[p], hi[p]);
+          if (!sym) {
+            loBits[p] = Math.max(loBits[p], lo[p]);
+          }
+        }
+      }
+    });
+    float[] lo = new float[params];
+    float[] hi = new float[params];
     float[] inv = new float[params];
-    float[] zpf = new float[params];
     for (int p = 0; p < params; p++) {
+      lo[p] = lo(s, hiBits[p], sym ? 0 : loBits[p]);
+      hi[p] = MinMaxKernels.hiOf(hiBits[p]);
       choose(s, lo[p], hi[p], 1, scales, inv, zps, p);
     }
-    float qmin = s.qmin();
-    float qmax = s.qmax();
     double[] chosen = new double[params];
     java.util.Arrays.fill(chosen, 1);
     if (mse) {
@@ -300,17 +383,29 @@ public final class LinearQuantizer {
         }
       }
     }
+    int[] bias = new int[params];
     for (int p = 0; p < params; p++) {
-      zpf[p] = zps[p];
+      bias[p] = MinMaxKernels.bias(zps[p]);
     }
-    for (int r = 0; r < runs; r++) {
-      int start = layout.runStart(r);
-      int p = layout.runParam(r);
-      if (shared) {
-        QuantKernels.quantizeShared(w, start, layout.runLength(r), inv[p], zpf[p], qmin, qmax, codes, start);
-      } else {
-        QuantKernels.quantizeVarying(w, start, layout.runLength(r), inv, zpf, p, qmin, qmax, codes, start);
+    boolean packInline = packed4 != null && evenRunStarts(layout);
+    shareChunks(chunks, threads, next -> {
+      for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
+        for (int r = c * perChunk, end = Math.min(runs, r + perChunk); r < end; r++) {
+          int start = layout.runStart(r);
+          int len = layout.runLength(r);
+          int p = layout.runParam(r);
+          if (shared) {
+            MinMaxKernels.codesRun(w, start, len, inv[p], zps[p], s.qmin(), s.qmax(), codes, start,
+                packInline ? packed4 : null);
+          } else {
+            MinMaxKernels.codesVarying(w, start, len, inv, bias, p, s.qmin(), s.qmax(), codes, start,
+                packInline ? packed4 : null);
+          }
+        }
       }
+    });
+    if (packed4 != null && !packInline) {
+      QuantKernels.pack4(codes, 0, codes.length, packed4, 0);
     }
     double sum = 0;
     for (double c : chosen) {

@@ -24,6 +24,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Math#rint}: adding and subtracting 1.5·2^23 leaves the nearest integer for |x| < 2^22, and codes
  * are far smaller. Kernels are called on runs of tens to thousands of elements; vectors stay in
  * locals, which is what lets C2 keep them in registers.
+ *
+ * <p>Min/max ranges and codes of every layout other than symmetric whole groups are in {@link
+ * MinMaxKernels}; what stays here is the symmetric group kernel, the MSE error sums and packing.
  */
 public final class QuantKernels {
 
@@ -80,65 +83,6 @@ public final class QuantKernels {
     }
     lo[p] = min;
     hi[p] = max;
-  }
-
-  /** Widens {@code lo[p0 + j]}/{@code hi[p0 + j]} by element j of the run. */
-  static void rangeVarying(MemorySegment w, long start, int len, float[] lo, float[] hi, int p0) {
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      FloatVector.fromArray(F, lo, p0 + i).min(v).intoArray(lo, p0 + i);
-      FloatVector.fromArray(F, hi, p0 + i).max(v).intoArray(hi, p0 + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      lo[p0 + i] = Math.min(lo[p0 + i], v);
-      hi[p0 + i] = Math.max(hi[p0 + i], v);
-    }
-  }
-
-  /** codes[off + j] = clamp(rint(w_j · inv) + zp, qmin, qmax), one parameter set for the run. */
-  static void quantizeShared(MemorySegment w, long start, int len, float inv, float zp, float qmin, float qmax,
-      byte[] codes, int off) {
-    FloatVector vinv = FloatVector.broadcast(F, inv);
-    FloatVector magic = FloatVector.broadcast(F, MAGIC);
-    FloatVector vzp = FloatVector.broadcast(F, zp);
-    IntVector vmin = IntVector.broadcast(I, (int) qmin);
-    IntVector vmax = IntVector.broadcast(I, (int) qmax);
-    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      // Adding the zero point after rounding keeps ties-to-even on x itself, as Math.rint does.
-      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv) + zp));
-    }
-  }
-
-  /** As {@link #quantizeShared} with element j using {@code inv[p0 + j]}, {@code zp[p0 + j]}. */
-  static void quantizeVarying(MemorySegment w, long start, int len, float[] inv, float[] zp, int p0, float qmin,
-      float qmax, byte[] codes, int off) {
-    IntVector vmin = IntVector.broadcast(I, (int) qmin);
-    IntVector vmax = IntVector.broadcast(I, (int) qmax);
-    IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
-    FloatVector magic = FloatVector.broadcast(F, MAGIC);
-    int bound = F.loopBound(len);
-    int i = 0;
-    for (; i < bound; i += F.length()) {
-      FloatVector v = FloatVector.fromMemorySegment(F, w, (start + i) * 4, LE);
-      FloatVector vinv = FloatVector.fromArray(F, inv, p0 + i);
-      FloatVector vzp = FloatVector.fromArray(F, zp, p0 + i);
-      store(v.mul(vinv).add(magic).add(vzp), magicBits, vmin, vmax, codes, off + i);
-    }
-    for (; i < len; i++) {
-      float v = w.getAtIndex(JAVA_FLOAT, start + i);
-      codes[off + i] = (byte) (int) Math.max(qmin, Math.min(qmax, rint(v * inv[p0 + i]) + zp[p0 + i]));
-    }
   }
 
   /** Σ (w - (q - zp)·scale)² over the run for one candidate parameter set. */
@@ -291,6 +235,9 @@ public final class QuantKernels {
     }
   }
 
+  /** Bits of +∞: a max|w| at or above them is infinite (or NaN). */
+  private static final int INF_BITS = 0x7F800000;
+
   /** Clears the sign bit: |w| as int bits, which order like the floats for non-negative values. */
   private static final int ABS_BITS = 0x7FFFFFFF;
 
@@ -339,7 +286,14 @@ public final class QuantKernels {
     groupScales(groups, levels, amax, inv, scales, p0);
     java.util.Arrays.fill(zps, p0, p0 + groups, zp);
     if (g == 2 * F.length() && packed4 != null && F.length() == 16) {
-      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4);
+      // With every max|w| finite no code can leave the grid: |w · inv| ≤ max|w| · inv ≤ levels
+      // (1 + 3·2^-24) rounds to at most levels, and degenerate groups (scale 1) hold only |w| < 1.
+      // Only an infinite weight needs the clamp.
+      int top = 0;
+      for (int j = 0; j < groups; j++) {
+        top = Math.max(top, amax[j]);
+      }
+      groupCodes2Packed(w, start, groups, qmin, qmax, zp, inv, codes, off, packed4, top >= INF_BITS);
     } else if (g == 2 * F.length()) {
       groupCodes2(w, start, groups, qmin, qmax, zp, inv, codes, off);
     } else {
@@ -360,19 +314,38 @@ public final class QuantKernels {
    * long-to-byte narrowing keeps just that byte. For 16-lane vectors only (8 longs, 8 packed bytes).
    */
   private static void groupCodes2Packed(MemorySegment w, long start, int groups, int qmin, int qmax, int zp,
-      float[] inv, byte[] codes, int off, byte[] packed4) {
+      float[] inv, byte[] codes, int off, byte[] packed4, boolean clamp) {
     IntVector vqmin = IntVector.broadcast(I, qmin);
     IntVector vqmax = IntVector.broadcast(I, qmax);
     IntVector magicBits = IntVector.broadcast(I, MAGIC_BITS);
     FloatVector shift = FloatVector.broadcast(F, MAGIC + zp);
+    // Two copies of the loop rather than a conditional clamp inside it: a vector assigned on one
+    // branch only is merged through a phi, which C2 does not scalar-replace (the loop then boxes
+    // every vector: 70 MB of garbage per 64 MiB tensor, measured with JMH's gc profiler).
+    if (clamp) {
+      for (int j = 0; j < groups; j++) {
+        FloatVector vinv = FloatVector.broadcast(F, inv[j]);
+        long base = (start + 32L * j) * 4;
+        int o = off + 32 * j;
+        FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
+        FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
+        IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+        IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+        ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
+        ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
+        nibbles(qa).intoArray(packed4, o / 2);
+        nibbles(qb).intoArray(packed4, o / 2 + 8);
+      }
+      return;
+    }
     for (int j = 0; j < groups; j++) {
       FloatVector vinv = FloatVector.broadcast(F, inv[j]);
       long base = (start + 32L * j) * 4;
       int o = off + 32 * j;
       FloatVector a = FloatVector.fromMemorySegment(F, w, base, LE);
       FloatVector b = FloatVector.fromMemorySegment(F, w, base + 64, LE);
-      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
-      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits).max(vqmin).min(vqmax);
+      IntVector qa = ((IntVector) a.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
+      IntVector qb = ((IntVector) b.mul(vinv).add(shift).reinterpretAsInts()).sub(magicBits);
       ((ByteVector) qa.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o);
       ((ByteVector) qb.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, o + 16);
       nibbles(qa).intoArray(packed4, o / 2);
