@@ -33,7 +33,7 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Training steps through the real service (HTTP, PostgreSQL queue, worker, SameDiff, ONNX Runtime)
- * on a real classifier: the committed Fashion-MNIST CNN as teacher, real training images as the
+ * on real classifiers: the committed Fashion-MNIST CNN (the MLP for distillation) as teacher, real training images as the
  * training dataset, and every trained artifact measured again in ONNX Runtime on the 10,000 real
  * test images.
  */
@@ -78,31 +78,44 @@ class TrainingJobTest {
   }
 
   /**
-   * A student derived from the teacher (45% of each layer's channels, 21.6% of its parameters)
-   * distilled on 12,000 training images for 4 epochs. The same student trained on labels alone
-   * (`loss: ce`, same seed and budget) reached 88.04% against this run's 87.88% when measured
-   * (docs/training.md): from a teacher-derived start, distillation does not beat labels at this
-   * budget, so that comparison is recorded, not asserted.
+   * Issue 5's distillation criterion as jobs: the committed Fashion-MNIST MLP (88.28%, trained on
+   * all 60,000 images) teaches a student the service derives from it ({@code width: 0.27}: 57,795
+   * parameters, 24.6%) on a small transfer set, the first 3,000 training images, for 60 epochs;
+   * the twin job trains the same student on the same images and epochs with {@code loss: ce}
+   * (labels only). Distillation must reach 97% of the teacher and beat the twin (the setting of
+   * {@code training.DistillationAcceptanceTest}; docs/training.md, "Distillation vs labels").
    */
   @Test
-  void distilledStudentWithAFifthOfTheParametersKeepsAtLeast97PercentOfTheTeacher() throws Exception {
-    String teacher = upload(teacherFile);
-    JsonNode kd = run(teacher, dataset(trainFile), dataset(evalFile), """
-        {"type":"distill","student":{"width":0.45},"training":{"epochs":4,"seed":7,"learningRate":0.003,
-         "batchSize":128,"alpha":0.5,"temperature":2}}""");
+  void distilledQuarterSizeStudentReaches97PercentOfTheTeacherAndBeatsItsLabelsOnlyTwin() throws Exception {
+    Path mlpFile = Classifier.fashionMlp();
+    double mlpAccuracy = Classifier.accuracy(mlpFile, test);
+    String teacher = upload(mlpFile);
+    String train = dataset(trainFile);
+    String eval = dataset(evalFile);
+    String training = """
+        "training":{"epochs":60,"samples":3000,"batchSize":500,"learningRate":0.003,"seed":1,"validationSplit":0,%s}""";
+    JsonNode kd = run(teacher, train, eval, """
+        {"type":"distill","student":{"width":0.27},%s}""".formatted(training.formatted("\"alpha\":0.9,\"temperature\":4")));
+    JsonNode ce = run(teacher, train, eval, """
+        {"type":"distill","student":{"width":0.27},%s}""".formatted(training.formatted("\"loss\":\"ce\"")));
     Path kdFile = download(kd, "kd.onnx");
-    long teacherParams = OnnxModels.summarize(OnnxModels.read(teacherFile)).parameterCount();
+    Path ceFile = download(ce, "ce.onnx");
+    long teacherParams = OnnxModels.summarize(OnnxModels.read(mlpFile)).parameterCount();
     long studentParams = OnnxModels.summarize(OnnxModels.read(kdFile)).parameterCount();
     double kdAccuracy = Classifier.accuracy(kdFile, test);
-    System.out.printf("student %d parameters (%.1f%% of %d): distilled %.2f%% (%.1f%% of the teacher)%n",
-        studentParams, 100.0 * studentParams / teacherParams, teacherParams, kdAccuracy * 100,
-        100 * kdAccuracy / teacherAccuracy);
-    assertThat(studentParams).isLessThanOrEqualTo(teacherParams / 4);
-    assertThat(kdAccuracy).isGreaterThanOrEqualTo(0.97 * teacherAccuracy);
+    double ceAccuracy = Classifier.accuracy(ceFile, test);
+    System.out.printf("student %d parameters (%.1f%% of %d): distilled %.2f%% (%.1f%% of the teacher's %.2f%%),"
+            + " labels only %.2f%%%n", studentParams, 100.0 * studentParams / teacherParams, teacherParams,
+        kdAccuracy * 100, 100 * kdAccuracy / mlpAccuracy, mlpAccuracy * 100, ceAccuracy * 100);
+    assertThat(studentParams).isEqualTo(57_795).isLessThanOrEqualTo(teacherParams / 4);
+    assertThat(OnnxModels.summarize(OnnxModels.read(ceFile)).parameterCount()).isEqualTo(studentParams);
+    assertThat(kdAccuracy).isGreaterThanOrEqualTo(0.97 * mlpAccuracy);
+    assertThat(kdAccuracy).isGreaterThan(ceAccuracy);
 
     JsonNode details = report(kd).get("stepReports").get(0).get("details");
-    assertThat(details.get("epochsRun").asInt()).isEqualTo(4);
-    assertThat(details.get("history").size()).isEqualTo(4);
+    assertThat(details.get("samples").asInt()).isEqualTo(3000);
+    assertThat(details.get("epochsRun").asInt()).isEqualTo(60);
+    assertThat(details.get("history").size()).isEqualTo(60);
     assertThat(details.get("resumedAfterEpoch").asInt()).isZero();
     assertThat(details.get("studentParameters").asLong()).isEqualTo(studentParams);
     assertReportMatchesOnnxRuntime(kd, kdFile);
