@@ -135,6 +135,19 @@ class JobRunner {
       fail(claim, ApiProblem.Kind.STORAGE_UNAVAILABLE, e.getMessage());
     } catch (Exception | OutOfMemoryError | StackOverflowError e) {
       deleteQuietly(storedKeys);
+      if (databaseUnavailable(e)) {
+        // PostgreSQL went away under the attempt (restart, failover, a pooled connection that died
+        // with the server): nothing is wrong with the job, so hand it back for another attempt. If
+        // the database is still away, the lease runs out and the job is claimed again later.
+        log.warn("Job {}: the database became unavailable ({}); handing the job back to the queue", claim.jobId(),
+            e.toString());
+        try {
+          queue.release(claim);
+        } catch (RuntimeException again) {
+          log.warn("Job {}: release failed too ({}); the lease will expire", claim.jobId(), again.toString());
+        }
+        return;
+      }
       String incident = UUID.randomUUID().toString();
       log.error("Job {} failed unexpectedly, incident {}", claim.jobId(), incident, e);
       fail(claim, ApiProblem.Kind.INTERNAL, "an unexpected error stopped the job; quote incident " + incident);
@@ -142,6 +155,27 @@ class JobRunner {
       deleteTree(work);
       MDC.remove("job");
     }
+  }
+
+  /**
+   * Whether {@code e} (or a cause) says the database connection failed rather than the job: SQL
+   * state class 08 (connection exception) or 57P (operator intervention, e.g. the server shutting
+   * down), a transient or recoverable JDBC connection exception, or a transaction that could not
+   * even begin.
+   */
+  static boolean databaseUnavailable(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t instanceof java.sql.SQLTransientConnectionException || t instanceof java.sql.SQLRecoverableException
+          || t instanceof java.sql.SQLNonTransientConnectionException
+          || t instanceof org.springframework.transaction.CannotCreateTransactionException) {
+        return true;
+      }
+      if (t instanceof java.sql.SQLException sql && sql.getSQLState() != null
+          && (sql.getSQLState().startsWith("08") || sql.getSQLState().startsWith("57P"))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private record Outcome(ReportSummary summary, String progress, List<JobQueue.NewArtifact> artifacts,
