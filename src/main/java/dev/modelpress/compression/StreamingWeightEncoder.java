@@ -340,17 +340,9 @@ final class StreamingWeightEncoder {
     return s.signed() ? TensorProto.DataType.INT8 : TensorProto.DataType.UINT8;
   }
 
-  /** The layout the in-memory path gives the weight (WeightOnlyQuantization.layout). */
+  /** The layout the in-memory path gives the weight. */
   private QuantLayout layout(TensorInfo info, String name, long[] dims) {
-    if (spec.granularity() != Granularity.TENSOR && dims.length == 0) {
-      throw new CompressionException("tensor '" + info.name() + "' is a scalar; it has no channel or group axis");
-    }
-    WeightAxes.Axes a = axes.of(name, dims.length);
-    return switch (spec.granularity()) {
-      case TENSOR -> QuantLayout.perTensor(dims);
-      case CHANNEL -> QuantLayout.perChannel(dims, a.channel());
-      case GROUP -> QuantLayout.perGroup(dims, a.reduction(), spec.groupSize());
-    };
+    return WeightOnlyQuantization.layout(info, name, dims, spec, axes);
   }
 
   /**

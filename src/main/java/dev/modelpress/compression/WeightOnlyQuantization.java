@@ -326,7 +326,8 @@ final class WeightOnlyQuantization {
     }
   }
 
-  private static QuantLayout layout(TensorInfo info, String name, long[] dims, QuantizeSpec spec, WeightAxes axes) {
+  /** The layout a weight gets: per tensor, per channel on its channel axis, or groups along its reduction axis. */
+  static QuantLayout layout(TensorInfo info, String name, long[] dims, QuantizeSpec spec, WeightAxes axes) {
     if (spec.granularity() != Granularity.TENSOR && dims.length == 0) {
       throw new CompressionException("tensor '" + info.name() + "' is a scalar; it has no channel or group axis");
     }
