@@ -3,7 +3,6 @@ package dev.modelpress.worker;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.modelpress.format.npy.NdArray;
-import dev.modelpress.format.npy.NpzWriter;
 import dev.modelpress.format.onnx.OnnxModels;
 import dev.modelpress.model.onnx.proto.OnnxProto.ModelProto;
 import dev.modelpress.testing.Api;
@@ -11,62 +10,36 @@ import dev.modelpress.testing.Classifier;
 import dev.modelpress.testing.FashionMnist;
 import dev.modelpress.testing.MiniLm;
 import dev.modelpress.testing.OnnxGraphBuilder;
+import dev.modelpress.testing.WorkerApiTest;
 import dev.modelpress.training.RemovableBlocks;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.test.context.ActiveProfiles;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.json.JsonMapper;
 
 /**
  * A depth-derived student through the real service: the real all-MiniLM-L6-v2 uploaded, a
  * {@code distill} step with {@code student.keepLayers} on tokenised real sentences, and the
  * artifact measured again in ONNX Runtime; and the 422s of layer lists the teacher cannot satisfy.
  */
-@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT,
-    properties = {"modelpress.worker.enabled=true", "modelpress.worker.poll-interval=500ms"})
-@ActiveProfiles("test")
-class DepthDistillationJobTest {
+class DepthDistillationJobTest extends WorkerApiTest {
 
-  private static final JsonMapper JSON = JsonMapper.builder().build();
   /** Weights of one MiniLM layer plus the 23 elements of its Constant nodes. */
   private static final long LAYER = 4 * (384 * 384 + 384) + 384 * 1536 + 1536 + 1536 * 384 + 384 + 2 * 2 * 384 + 23;
   private static final int HELD_OUT = 13;
 
-  @LocalServerPort int port;
-  @TempDir Path tmp;
-  Api api;
-
-  @BeforeEach
-  void setUp() {
-    api = new Api(port);
-  }
-
   @Test
   void distillJobKeepingLayersZeroTwoFourGivesAThreeLayerMiniLmCloserToTheTeacher() throws Exception {
-    String teacher = upload(MiniLm.modelFile());
+    String teacher = uploadModel(MiniLm.modelFile());
     List<String> sentences = MiniLm.sentences();
-    Path train = tmp.resolve("sentences.npz");
-    NpzWriter.write(train, MiniLm.encode(sentences.subList(HELD_OUT, sentences.size()), 16), false);
-
-    Api.Response submitted = api.postJson("/v1/jobs", """
-        {"modelId":"%s","trainingDatasetId":"%s","steps":[{"type":"distill","student":{"keepLayers":[0,2,4]},
-         "training":{"loss":"cosine","epochs":2,"batchSize":25,"learningRate":0.0005,"schedule":"constant",
-         "validationSplit":0,"seed":3}}]}""".formatted(teacher, dataset(train)));
-    assertThat(submitted.status()).as(submitted.body()).isEqualTo(202);
-    JsonNode job = api.awaitJob(submitted.json().get("id").asString(), Duration.ofMinutes(6));
-    assertThat(job.get("state").asString()).as(job.toString()).isEqualTo("SUCCEEDED");
+    String train = uploadDataset("sentences", MiniLm.encode(sentences.subList(HELD_OUT, sentences.size()), 16));
 
     Path artifact = tmp.resolve("student.onnx");
-    assertThat(api.download("/v1/jobs/" + job.get("id").asString() + "/artifacts/model.onnx", artifact).status())
-        .isEqualTo(200);
+    JsonNode report = runJob("""
+        {"modelId":"%s","trainingDatasetId":"%s","steps":[{"type":"distill","student":{"keepLayers":[0,2,4]},
+         "training":{"loss":"cosine","epochs":2,"batchSize":25,"learningRate":0.0005,"schedule":"constant",
+         "validationSplit":0,"seed":3}}]}""".formatted(teacher, train), artifact);
     ModelProto teacherModel = OnnxModels.read(MiniLm.modelFile());
     ModelProto distilled = OnnxModels.read(artifact);
     long teacherParameters = OnnxModels.summarize(teacherModel).parameterCount();
@@ -80,7 +53,7 @@ class DepthDistillationJobTest {
     ModelProto untrained = RemovableBlocks.keep(teacherModel, RemovableBlocks.find(teacherModel), List.of(0, 2, 4));
     double before = meanCosine(reference, MiniLm.sentenceEmbeddings(OnnxGraphBuilder.write(untrained, tmp), heldOut));
     double after = meanCosine(reference, MiniLm.sentenceEmbeddings(artifact, heldOut));
-    JsonNode details = report(job).get("stepReports").get(0).get("details");
+    JsonNode details = report.get("stepReports").get(0).get("details");
     System.out.printf(Locale.ROOT, "job: 3-layer MiniLM, %d parameters (teacher %d), held-out cosine %.4f untrained, "
         + "%.4f after the job (%.1f s in the step)%n", studentParameters, teacherParameters, before, after,
         details.get("seconds").asDouble());
@@ -92,10 +65,8 @@ class DepthDistillationJobTest {
 
   @Test
   void layerListsTheTeacherCannotSatisfyAre422NamingTheField() throws Exception {
-    String miniLm = upload(MiniLm.modelFile());
-    Path sentences = tmp.resolve("s.npz");
-    NpzWriter.write(sentences, MiniLm.encode(MiniLm.sentences().subList(0, 4), 16), false);
-    String text = dataset(sentences);
+    String miniLm = uploadModel(MiniLm.modelFile());
+    String text = uploadDataset("s", MiniLm.encode(MiniLm.sentences().subList(0, 4), 16));
 
     Api.Response outOfRange = distill(miniLm, text, "[0,6]");
     assertThat(outOfRange.status()).as(outOfRange.body()).isEqualTo(422);
@@ -106,9 +77,8 @@ class DepthDistillationJobTest {
     assertThat(none.status()).as(none.body()).isEqualTo(422);
     assertThat(none.body()).contains("steps[0].student.keepLayers").contains("keeps no layer");
 
-    Path images = tmp.resolve("images.npz");
-    NpzWriter.write(images, FashionMnist.trainSet(20), false);
-    Api.Response cnn = distill(upload(Classifier.fashionCnn()), dataset(images), "[0]");
+    Api.Response cnn = distill(uploadModel(Classifier.fashionCnn()), uploadDataset("images", FashionMnist.trainSet(20)),
+        "[0]");
     assertThat(cnn.status()).as(cnn.body()).isEqualTo(422);
     assertThat(cnn.body()).contains("steps[0].student.keepLayers")
         .contains("the teacher has no removable blocks: no layer structure repeats back to back")
@@ -127,24 +97,5 @@ class DepthDistillationJobTest {
       sum += MiniLm.cosine(a[i], b[i]);
     }
     return sum / a.length;
-  }
-
-  private JsonNode report(JsonNode job) throws Exception {
-    Path file = tmp.resolve("report.json");
-    assertThat(api.download("/v1/jobs/" + job.get("id").asString() + "/artifacts/report.json", file).status())
-        .isEqualTo(200);
-    return JSON.readTree(file.toFile());
-  }
-
-  private String upload(Path file) {
-    Api.Response r = api.postFile("/v1/models", file);
-    assertThat(r.status()).as(r.body()).isEqualTo(201);
-    return r.json().get("id").asString();
-  }
-
-  private String dataset(Path file) {
-    Api.Response r = api.postFile("/v1/datasets", file);
-    assertThat(r.status()).as(r.body()).isEqualTo(201);
-    return r.json().get("id").asString();
   }
 }
